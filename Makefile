@@ -1,0 +1,57 @@
+# `make run` and `make test` are the two commands; see README.md.
+# Without DATABASE_URL both use an embedded PostgreSQL whose data lives under var/.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+.PHONY: run test lint fmt check install install-dev bench stop-db
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# The development server: daphne on $(HOST):$(PORT) plus one dispatcher; Ctrl-C stops both.
+# Webhooks may reach loopback receivers here (production refuses non-public addresses).
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_dev_admin
+	@echo "Control plane on http://$(HOST):$(PORT)/  (dashboard: /dashboard/, admin: /admin/)"
+	@export AGENTFIELD_WEBHOOK_ALLOWED_CIDRS="$${AGENTFIELD_WEBHOOK_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"; \
+	trap 'kill -TERM $$server $$dispatcher 2>/dev/null; wait $$server $$dispatcher' INT TERM; \
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) agentfield_project.asgi:application & server=$$!; \
+	$(PY) manage.py run_dispatcher & dispatcher=$$!; \
+	wait $$server $$dispatcher
+
+test: install-dev lint check
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+check: install-dev
+	$(PY) manage.py check --fail-level WARNING
+	$(PY) manage.py makemigrations --check --dry-run --noinput
+
+bench: install-dev
+	$(PY) -m bench $(BENCH_ARGS)
+
+stop-db:
+	$(PY) -m agentfield_project.devdb stop

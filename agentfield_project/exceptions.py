@@ -1,0 +1,47 @@
+"""The one place where errors become HTTP responses: every error is JSON `{"error": ...}`."""
+
+from __future__ import annotations
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from executions.exceptions import ExecutionError
+from nodes.exceptions import NodeError
+from webhooks.exceptions import WebhookError
+
+DOMAIN_ERRORS = (ExecutionError, NodeError, WebhookError)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "request body too large"
+    default_code = "payload_too_large"
+
+
+def _message(detail) -> str:
+    if isinstance(detail, list):
+        return "; ".join(_message(item) for item in detail)
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_message(value)}" for key, value in detail.items())
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    """Map DRF, Django and domain errors to `{"error": message, "code": ...}` with a fitting 4xx."""
+    if isinstance(exc, DOMAIN_ERRORS):
+        return Response({"error": str(exc), "code": exc.code}, status=exc.http_status)
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "not found")
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    body = {"error": _message(exc.detail), "code": exc.default_code}
+    if isinstance(exc.detail, dict):
+        body["fields"] = exc.get_full_details()
+    response.data = body
+    return response

@@ -1,0 +1,45 @@
+"""Errors of executions and memory; each docstring is the default message."""
+
+
+class ExecutionError(Exception):
+    """Execution error."""
+
+    http_status = 400
+    code = "execution_error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class ExecutionNotFound(ExecutionError):
+    """execution not found"""
+
+    http_status = 404
+    code = "not_found"
+
+
+class TargetNotFound(ExecutionError):
+    """target not found"""
+
+    http_status = 404
+    code = "not_found"
+
+
+class InvalidTarget(ExecutionError):
+    """invalid target: target must be in format 'node_id.reasoner_name'"""
+
+    code = "invalid_target"
+
+
+class InvalidTransition(ExecutionError):
+    """The execution's current status does not allow this change."""
+
+    http_status = 409
+    code = "invalid_transition"
+
+
+class IdempotencyConflict(ExecutionError):
+    """this Idempotency-Key was already used with a different request body"""
+
+    http_status = 409
+    code = "idempotency_conflict"

@@ -1,0 +1,287 @@
+"""Executions and their status machine; the append-only event log; memory; the SDK's trace.
+
+A status changes only here, through a verb method that is a conditional UPDATE: a cancel can race
+a finishing agent, a callback can race the dispatcher recording the agent's 202, and exactly one
+of them must win. Terminal transitions write the event and the webhook delivery row in the same
+transaction (see `_finish`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import Q
+
+from executions import events
+from executions.exceptions import InvalidTransition
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"  # waiting for a dispatcher (or claimed: run_at is its lease)
+    RUNNING = "running", "Running"  # handed to an agent instance; waits for its callback
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    TIMEOUT = "timeout", "Timed out"
+
+
+ACTIVE = (Status.QUEUED, Status.RUNNING)
+TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMEOUT)
+
+
+class Execution(models.Model):
+    id = models.CharField(primary_key=True, max_length=64)
+    run_id = models.CharField(max_length=255, db_index=True)
+    parent_execution_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    session_id = models.CharField(max_length=255, blank=True, default="")
+    actor_id = models.CharField(max_length=255, blank=True, default="")
+    node_id = models.CharField(max_length=255, db_index=True)
+    target_name = models.CharField(max_length=255)
+    target_type = models.CharField(max_length=16, default="reasoner")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    input = models.JSONField(default=dict)
+    context = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    error_details = models.JSONField(null=True, blank=True)
+    progress = models.IntegerField(null=True, blank=True)
+    # Dispatch attempts so far: a claim counts one, whatever happens next.
+    attempt = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=5)
+    # When the execution is next due. A claim moves it forward by the lease: if the dispatcher
+    # dies before recording the outcome, the row simply becomes due again.
+    run_at = models.DateTimeField()
+    lease_token = models.UUIDField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=255, blank=True, default="")
+    node_instance_id = models.CharField(max_length=255, blank=True, default="")
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    request_fingerprint = models.CharField(max_length=64, blank=True, default="")
+    webhook_registered = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.BigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # Matches the claim in executions/queue.py: WHERE status='queued' ORDER BY run_at, id.
+            models.Index(fields=["run_at", "id"], name="execution_due_idx", condition=Q(status="queued")),
+            # The reaper looks only at running rows.
+            models.Index(fields=["node_id"], name="execution_running_idx", condition=Q(status="running")),
+            models.Index(fields=["-created_at", "-id"], name="execution_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="execution_status_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=[s.value for s in Status]), name="execution_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def target(self) -> str:
+        return f"{self.node_id}.{self.target_name}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    def _transition(self, allowed: tuple[str, ...], extra_filter: Q | None = None, **changes: Any) -> None:
+        """Apply `changes` if the row is still in an allowed status; raise InvalidTransition otherwise."""
+        query = Execution.objects.filter(pk=self.pk, status__in=allowed)
+        if extra_filter is not None:
+            query = query.filter(extra_filter)
+        if not query.update(**changes):
+            current = Execution.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            raise InvalidTransition(
+                f"execution {self.pk} is {current or 'gone'}; cannot change it to {changes.get('status', 'that')}"
+            )
+        for name, value in changes.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(self, name, value)
+        if "attempt" in changes:
+            self.refresh_from_db(fields=["attempt"])
+
+    def mark_running(self, lease_token: uuid.UUID, instance_id: str, now: datetime) -> None:
+        """The agent accepted the work (202): running on `instance_id`, no lease, waits for the callback."""
+        with transaction.atomic():
+            self._transition(
+                (Status.QUEUED,),
+                Q(lease_token=lease_token),
+                status=Status.RUNNING,
+                node_instance_id=instance_id,
+                started_at=self.started_at or now,
+                lease_token=None,
+                updated_at=now,
+            )
+            events.record(self, events.STARTED, now)
+
+    def report_progress(self, now: datetime, progress: int | None = None) -> None:
+        """A non-terminal callback (`running`, `processing`, ...): running, with optional progress."""
+        changes: dict[str, Any] = {"status": Status.RUNNING, "updated_at": now}
+        if progress is not None:
+            changes["progress"] = progress
+        if self.status == Status.QUEUED:
+            changes["started_at"] = self.started_at or now
+        self._transition(ACTIVE, **changes)
+
+    def complete(self, result: Any, now: datetime, duration_ms: int | None = None) -> None:
+        """succeeded with `result` (any JSON); raise InvalidTransition if already terminal."""
+        self._finish(Status.SUCCEEDED, now, duration_ms, result=result, error="")
+
+    def fail(self, error: str, now: datetime, duration_ms: int | None = None, **fields: Any) -> None:
+        """failed with a readable `error`; raise InvalidTransition if already terminal."""
+        self._finish(Status.FAILED, now, duration_ms, error=error, **fields)
+
+    def cancel(self, now: datetime, reason: str = "cancelled") -> None:
+        """cancelled; raise InvalidTransition if already terminal."""
+        self._finish(Status.CANCELLED, now, None, error=reason)
+
+    def time_out(self, error: str, now: datetime, duration_ms: int | None = None) -> None:
+        self._finish(Status.TIMEOUT, now, duration_ms, error=error or "execution timed out")
+
+    def _finish(self, status: str, now: datetime, duration_ms: int | None, **fields: Any) -> None:
+        # One transaction: the status, its event and its webhook delivery row commit together.
+        started = self.started_at or self.created_at
+        if duration_ms is None:
+            duration_ms = max(0, int((now - started).total_seconds() * 1000))
+        with transaction.atomic():
+            self._transition(
+                ACTIVE,
+                status=status,
+                completed_at=now,
+                duration_ms=duration_ms,
+                lease_token=None,
+                updated_at=now,
+                **fields,
+            )
+            events.record(self, events.TERMINAL_EVENT[status], now)
+            if self.webhook_registered:
+                from executions.notifications import enqueue_webhook
+
+                enqueue_webhook(self, now)
+
+    def requeue(self, now: datetime, run_at: datetime, reason: str, lease_token: uuid.UUID | None = None) -> None:
+        """Back to queued under the same ids (a retry or a lost agent); due again at `run_at`."""
+        token_filter = Q(lease_token=lease_token) if lease_token else None
+        allowed = (Status.QUEUED,) if lease_token else ACTIVE
+        with transaction.atomic():
+            self._transition(
+                allowed,
+                token_filter,
+                status=Status.QUEUED,
+                run_at=run_at,
+                lease_token=None,
+                node_instance_id="",
+                error=reason,
+                updated_at=now,
+            )
+            events.record(self, events.RETRYING, now, {"reason": reason, "attempt": self.attempt})
+
+    def reset_for_retry(self, now: datetime) -> None:
+        """Staff re-queue of a finished execution: a fresh series of attempts under the same ids."""
+        with transaction.atomic():
+            self._transition(
+                TERMINAL,
+                status=Status.QUEUED,
+                run_at=now,
+                attempt=0,
+                result=None,
+                error="",
+                error_details=None,
+                completed_at=None,
+                duration_ms=None,
+                lease_token=None,
+                node_instance_id="",
+                updated_at=now,
+            )
+            events.record(self, events.QUEUED, now, {"requeued": True})
+
+
+class ExecutionEvent(models.Model):
+    """An append-only lifecycle event: the SSE stream's source and the execution's timeline.
+
+    Ids come from `EventCounter` inside the writing transaction, so they become visible in id
+    order and a reader resuming "after id N" can never skip one (a sequence could commit out of
+    order).
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    execution_id = models.CharField(max_length=64, db_index=True)
+    run_id = models.CharField(max_length=255)
+    node_id = models.CharField(max_length=255)
+    target = models.CharField(max_length=512)
+    type = models.CharField(max_length=32)
+    status = models.CharField(max_length=16)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.type} {self.execution_id}"
+
+
+class EventCounter(models.Model):
+    """One row holding the last event id handed out (see ExecutionEvent)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    value = models.BigIntegerField(default=0)
+
+
+class TraceEntry(models.Model):
+    """What the SDK reports about an execution: log lines, step events and notes."""
+
+    class Kind(models.TextChoices):
+        LOG = "log", "Log"
+        STEP = "step", "Step event"
+        NOTE = "note", "Note"
+
+    execution_id = models.CharField(max_length=255, db_index=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    level = models.CharField(max_length=16, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "trace entries"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.execution_id}: {self.message[:60]}"
+
+
+class MemoryEntry(models.Model):
+    """A scoped key/value checkpoint (`workflow` scope id = the run id)."""
+
+    class Scope(models.TextChoices):
+        WORKFLOW = "workflow", "Workflow"
+        SESSION = "session", "Session"
+        ACTOR = "actor", "Actor"
+        GLOBAL = "global", "Global"
+
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    scope_id = models.CharField(max_length=255)
+    key = models.CharField(max_length=1024)
+    data = models.JSONField()
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["scope", "scope_id", "key"]
+        verbose_name_plural = "memory entries"
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "scope_id", "key"], name="memory_entry_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}/{self.scope_id}/{self.key}"

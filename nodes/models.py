@@ -1,0 +1,81 @@
+"""The node registry: agent processes that registered their reasoners and skills with us."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import models
+from django.db.models import Q
+
+from nodes import liveness
+
+
+class NodeQuerySet(models.QuerySet["Node"]):
+    def alive(self, now: datetime, window_seconds: float) -> NodeQuerySet:
+        """Nodes heart-beating within the window and not shut down."""
+        return self.filter(shutdown_at__isnull=True, last_heartbeat_at__gt=now - timedelta(seconds=window_seconds))
+
+    def with_health(self, health: str, now: datetime, window_seconds: float) -> NodeQuerySet:
+        """Nodes whose derived health status is `health` (active, inactive or offline)."""
+        cutoff = now - timedelta(seconds=window_seconds)
+        if health == liveness.OFFLINE:
+            return self.filter(shutdown_at__isnull=False)
+        if health == liveness.ACTIVE:
+            return self.filter(shutdown_at__isnull=True, last_heartbeat_at__gt=cutoff)
+        if health == liveness.INACTIVE:
+            return self.filter(Q(shutdown_at__isnull=True) & ~Q(last_heartbeat_at__gt=cutoff))
+        return self.none()
+
+
+class Node(models.Model):
+    """One agent node (`id` is the SDK's node_id); re-registration upserts it."""
+
+    class Lifecycle(models.TextChoices):
+        STARTING = "starting", "Starting"
+        READY = "ready", "Ready"
+        DEGRADED = "degraded", "Degraded"
+        OFFLINE = "offline", "Offline"
+
+    id = models.CharField(primary_key=True, max_length=255)
+    team_id = models.CharField(max_length=255, blank=True, default="")
+    base_url = models.URLField(max_length=2048)
+    version = models.CharField(max_length=255, blank=True, default="")
+    deployment_type = models.CharField(max_length=64, blank=True, default="")
+    reasoners = models.JSONField(default=list, blank=True)
+    skills = models.JSONField(default=list, blank=True)
+    # A fresh uuid per agent OS process: a new value on re-registration means the agent restarted.
+    instance_id = models.CharField(max_length=255, blank=True, default="")
+    lifecycle_status = models.CharField(max_length=16, choices=Lifecycle.choices, default=Lifecycle.STARTING)
+    communication_config = models.JSONField(default=dict, blank=True)
+    features = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    registered_at = models.DateTimeField()
+    restarted_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat_at = models.DateTimeField()
+    shutdown_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.id
+
+    def health_status(self, now: datetime, window_seconds: float) -> str:
+        """active / inactive / offline, derived from the last heartbeat and shutdown."""
+        return liveness.health_status(self.last_heartbeat_at, self.shutdown_at, now, window_seconds)
+
+    def reasoner_ids(self) -> list[str]:
+        return [entry.get("id", "") for entry in self.reasoners if isinstance(entry, dict)]
+
+    def skill_ids(self) -> list[str]:
+        return [entry.get("id", "") for entry in self.skills if isinstance(entry, dict)]
+
+    def target_type(self, name: str) -> str | None:
+        """'reasoner' or 'skill' for a name this node serves (reasoners first), else None."""
+        if name in self.reasoner_ids():
+            return "reasoner"
+        if name in self.skill_ids():
+            return "skill"
+        return None

@@ -1,0 +1,24 @@
+"""Errors of webhook delivery; each docstring is the default message."""
+
+
+class WebhookError(Exception):
+    """Webhook error."""
+
+    http_status = 400
+    code = "webhook_error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class InvalidWebhook(WebhookError):
+    """invalid webhook"""
+
+    code = "invalid_webhook"
+
+
+class DeliveryInFlight(WebhookError):
+    """a delivery attempt is in flight; try again when it has finished"""
+
+    http_status = 409
+    code = "delivery_in_flight"
