@@ -124,12 +124,14 @@ class Execution(models.Model):
             events.record(self, events.STARTED, now)
 
     def report_progress(self, now: datetime, progress: int | None = None) -> None:
-        """A non-terminal callback (`running`, `processing`, ...): running, with optional progress."""
-        changes: dict[str, Any] = {"status": Status.RUNNING, "updated_at": now}
+        """A non-terminal callback (`running`, `processing`, ...): records progress, keeps the status.
+
+        Only `mark_running` (a dispatcher that handed the work to an agent instance) makes an
+        execution running: a running row without an instance would look lost to the reaper.
+        """
+        changes: dict[str, Any] = {"updated_at": now}
         if progress is not None:
             changes["progress"] = progress
-        if self.status == Status.QUEUED:
-            changes["started_at"] = self.started_at or now
         self._transition(ACTIVE, **changes)
 
     def complete(self, result: Any, now: datetime, duration_ms: int | None = None) -> None:
