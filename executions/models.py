@@ -134,29 +134,44 @@ class Execution(models.Model):
             changes["progress"] = progress
         self._transition(ACTIVE, **changes)
 
-    def complete(self, result: Any, now: datetime, duration_ms: int | None = None) -> None:
-        """succeeded with `result` (any JSON); raise InvalidTransition if already terminal."""
-        self._finish(Status.SUCCEEDED, now, duration_ms, result=result, error="")
+    def complete(
+        self, result: Any, now: datetime, duration_ms: int | None = None, *, lease: uuid.UUID | None = None
+    ) -> None:
+        """succeeded with `result` (any JSON); InvalidTransition if terminal (or, with `lease`, not held)."""
+        self._finish(Status.SUCCEEDED, now, duration_ms, lease, result=result, error="")
 
-    def fail(self, error: str, now: datetime, duration_ms: int | None = None, **fields: Any) -> None:
-        """failed with a readable `error`; raise InvalidTransition if already terminal."""
-        self._finish(Status.FAILED, now, duration_ms, error=error, **fields)
+    def fail(
+        self,
+        error: str,
+        now: datetime,
+        duration_ms: int | None = None,
+        *,
+        lease: uuid.UUID | None = None,
+        **fields: Any,
+    ) -> None:
+        """failed with a readable `error`; InvalidTransition if terminal (or, with `lease`, not held)."""
+        self._finish(Status.FAILED, now, duration_ms, lease, error=error, **fields)
 
     def cancel(self, now: datetime, reason: str = "cancelled") -> None:
         """cancelled; raise InvalidTransition if already terminal."""
-        self._finish(Status.CANCELLED, now, None, error=reason)
+        self._finish(Status.CANCELLED, now, None, None, error=reason)
 
     def time_out(self, error: str, now: datetime, duration_ms: int | None = None) -> None:
-        self._finish(Status.TIMEOUT, now, duration_ms, error=error or "execution timed out")
+        self._finish(Status.TIMEOUT, now, duration_ms, None, error=error or "execution timed out")
 
-    def _finish(self, status: str, now: datetime, duration_ms: int | None, **fields: Any) -> None:
+    def _finish(
+        self, status: str, now: datetime, duration_ms: int | None, lease: uuid.UUID | None, **fields: Any
+    ) -> None:
         # One transaction: the status, its event and its webhook delivery row commit together.
+        # With `lease` (a dispatcher recording the agent's answer) only the lease holder may
+        # finish it: after the lease ran out another dispatcher may have handed it over again.
         started = self.started_at or self.created_at
         if duration_ms is None:
             duration_ms = max(0, int((now - started).total_seconds() * 1000))
         with transaction.atomic():
             self._transition(
-                ACTIVE,
+                (Status.QUEUED,) if lease else ACTIVE,
+                Q(lease_token=lease) if lease else None,
                 status=status,
                 completed_at=now,
                 duration_ms=duration_ms,
