@@ -26,7 +26,7 @@ def retry_policy(settings):
 
 def claim_one(now, **fields):
     """A queued execution of a live node, claimed (attempt 1 unless `attempt` says otherwise)."""
-    node = fields.pop("node", None) or make_node(now=now)
+    node = fields.pop("node", None) or make_node(now=now, registered_at=now - timedelta(hours=1))
     execution = make_execution(node, now=now, **fields)
     [item] = queue.claim("worker", now, 1, lease_seconds=LEASE, alive_seconds=ALIVE)
     assert item.execution.id == execution.id
@@ -175,6 +175,24 @@ def test_a_5xx_or_no_answer_is_requeued_with_backoff(now, retry_policy, result):
 
 
 @pytest.mark.django_db
+def test_a_refused_connection_right_after_registration_is_retried_soon_without_costing_an_attempt(now):
+    # The SDK registers before its HTTP server listens: that is not the agent failing.
+    item = claim_one(now, node=make_node(now=now - timedelta(seconds=1)))
+    result = AgentCallResult(None, error="agent call failed: connection refused")
+    assert record_outcome(item, result, now) == "not_ready"
+    fresh = Execution.objects.get(pk=item.execution.pk)
+    assert (fresh.status, fresh.attempt, fresh.lease_token) == ("queued", 0, None)
+    assert now < fresh.run_at <= now + timedelta(seconds=1)
+
+
+@pytest.mark.django_db
+def test_a_5xx_right_after_registration_still_costs_an_attempt(now, retry_policy):
+    item = claim_one(now, node=make_node(now=now - timedelta(seconds=1)))
+    assert record_outcome(item, AgentCallResult(500, "boom"), now) == "retrying"
+    assert Execution.objects.get(pk=item.execution.pk).attempt == 1
+
+
+@pytest.mark.django_db
 def test_the_backoff_doubles_with_each_attempt(now, retry_policy):
     item = claim_one(now, attempt=2)  # the claim makes it attempt 3
     record_outcome(item, AgentCallResult(500, "boom"), now)
@@ -192,7 +210,7 @@ def test_a_5xx_on_the_last_attempt_fails_saying_it_gave_up(now, retry_policy):
 
 @pytest.mark.django_db
 def test_retries_run_until_the_attempt_limit_then_fail(now, retry_policy):
-    node = make_node(now=now)
+    node = make_node(now=now, registered_at=now - timedelta(hours=1))
     execution = make_execution(node, now=now, max_attempts=4)
     moment, outcomes = now, []
     for _ in range(6):
