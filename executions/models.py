@@ -9,7 +9,7 @@ transaction (see `_finish`).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models, transaction
@@ -168,6 +168,9 @@ class Execution(models.Model):
         started = self.started_at or self.created_at
         if duration_ms is None:
             duration_ms = max(0, int((now - started).total_seconds() * 1000))
+        if lease and self.started_at is None:
+            # The agent answered inline (200 or 4xx): it started the work duration_ms ago.
+            fields["started_at"] = now - timedelta(milliseconds=duration_ms)
         with transaction.atomic():
             self._transition(
                 (Status.QUEUED,) if lease else ACTIVE,

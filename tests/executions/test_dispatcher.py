@@ -116,6 +116,7 @@ def test_a_200_succeeds_with_the_body_and_strips_the_usage_key(now):
     assert fresh.result == {"answer": 42}
     assert fresh.duration_ms == 12
     assert fresh.completed_at == now
+    assert fresh.started_at == now - timedelta(milliseconds=12)
     assert events_of(fresh.id) == ["execution_completed"]
 
 
@@ -148,6 +149,7 @@ def test_a_4xx_fails_with_the_agents_message_and_is_not_retried(now, code):
     assert f"agent answered {code}" in fresh.error
     assert "Field 'items' must be a list" in fresh.error
     assert fresh.attempt == 1
+    assert fresh.started_at is not None
     assert events_of(fresh.id) == ["execution_failed"]
 
 
