@@ -315,3 +315,45 @@ def test_the_sync_route_answers_202_with_the_async_body_once_its_wait_is_over(ap
     assert body["target"] == "batch.process_corpus"
     assert response["X-Execution-ID"] == body["execution_id"]
     assert Execution.objects.get().pk == body["execution_id"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_racing_submits_with_one_idempotency_key_store_one_execution(db_url):
+    """The loser of the race (blocked on the unique index) answers with the winner's execution."""
+    import threading
+
+    import psycopg
+    from django.utils import timezone
+
+    from executions import services
+    from tests.processes import wait_until
+
+    make_node("batch", reasoners=("process_corpus",))
+    submission = services.build_submission("batch.process_corpus", {"input": {"n": 1}}, {"Idempotency-Key": "race"})
+    template = services.submit(services.build_submission("batch.process_corpus", {"input": {}}, {}), timezone.now())[0]
+    with psycopg.connect(db_url) as winner, psycopg.connect(db_url, autocommit=True) as observer:
+        # The winner's INSERT, not yet committed: invisible to us, but it holds the unique key.
+        winner.execute("CREATE TEMP TABLE copy AS SELECT * FROM executions_execution WHERE id = %s", [template.id])
+        winner.execute(
+            "UPDATE copy SET id = 'exec_winner', idempotency_key = 'race', request_fingerprint = %s",
+            [submission.fingerprint()],
+        )
+        winner.execute("INSERT INTO executions_execution SELECT * FROM copy")
+
+        def commit_once_we_wait() -> None:
+            wait_until(
+                lambda: observer.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                ).fetchone(),
+                timeout=20,
+                message="our INSERT to wait on the winner's key",
+            )
+            winner.commit()
+
+        thread = threading.Thread(target=commit_once_we_wait, daemon=True)
+        thread.start()
+        execution, webhook_error, created = services.submit(submission, timezone.now())
+        thread.join(timeout=20)
+    assert (execution.id, created, webhook_error) == ("exec_winner", False, None)
+    assert Execution.objects.filter(idempotency_key="race").count() == 1
+    assert not ExecutionEvent.objects.exclude(execution_id=template.id).exists()
