@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
+import psycopg
 import pytest
+from django.utils import timezone
 
+from executions import services
 from executions.models import Execution, ExecutionEvent
 from tests.factories import make_node
+from tests.processes import wait_until
 from webhooks.models import Webhook
 
 pytestmark = pytest.mark.django_db
@@ -320,14 +325,6 @@ def test_the_sync_route_answers_202_with_the_async_body_once_its_wait_is_over(ap
 @pytest.mark.django_db(transaction=True)
 def test_two_racing_submits_with_one_idempotency_key_store_one_execution(db_url):
     """The loser of the race (blocked on the unique index) answers with the winner's execution."""
-    import threading
-
-    import psycopg
-    from django.utils import timezone
-
-    from executions import services
-    from tests.processes import wait_until
-
     make_node("batch", reasoners=("process_corpus",))
     submission = services.build_submission("batch.process_corpus", {"input": {"n": 1}}, {"Idempotency-Key": "race"})
     template = services.submit(services.build_submission("batch.process_corpus", {"input": {}}, {}), timezone.now())[0]

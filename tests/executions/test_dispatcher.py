@@ -11,6 +11,7 @@ from executions import dispatcher, queue
 from executions.dispatcher import ExecutionDispatcher, record_outcome
 from executions.models import Execution, ExecutionEvent
 from nodes.client import AgentCallResult
+from nodes.models import Node
 from tests.factories import make_execution, make_node
 from tests.processes import wait_until
 
@@ -230,8 +231,6 @@ def test_retries_run_until_the_attempt_limit_then_fail(now, retry_policy):
 def expired_and_reclaimed(item, now):
     """Let `item`'s lease run out and have another dispatcher claim the execution again."""
     later = now + timedelta(seconds=LEASE)
-    from nodes.models import Node
-
     Node.objects.filter(pk=item.execution.node_id).update(last_heartbeat_at=later)
     [again] = queue.claim("other-worker", later, 1, lease_seconds=LEASE, alive_seconds=ALIVE)
     assert again.execution.lease_token != item.execution.lease_token
