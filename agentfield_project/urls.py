@@ -9,3 +9,6 @@ urlpatterns = [
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),
 ]
+
+handler404 = "agentfield_project.exceptions.page_not_found"
+handler500 = "agentfield_project.exceptions.server_error"
