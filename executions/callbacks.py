@@ -96,8 +96,13 @@ def _transition(execution: Execution, callback: Callback, now: datetime) -> None
         execution.report_progress(now, callback.progress)
 
 
+def _at_an_agent(execution: Execution) -> bool:
+    # A queued row under a lease is being handed over right now: the agent may already have it.
+    return execution.status == Status.RUNNING or execution.lease_token is not None
+
+
 def _interrupted(execution: Execution, callback: Callback, now: datetime) -> None:
-    if execution.status != Status.RUNNING:
+    if not _at_an_agent(execution):
         execution.cancel(now, callback.error or "cancelled by the agent")
         return
     reason = f"agent interrupted the execution: {callback.error or 'cancelled'}"
@@ -173,11 +178,11 @@ def store_note(execution_id: str, body: Any, now: datetime) -> TraceEntry:
 
 
 def cancel(execution_id: str, now: datetime) -> tuple[Execution, str | None]:
-    """Cancel a queued or running execution; return it and the agent URL to notify (if running)."""
+    """Cancel a queued or running execution; return it and the agent URL to notify (if at an agent)."""
     execution = get_execution(execution_id)
-    was_running = execution.status == Status.RUNNING
+    at_agent = _at_an_agent(execution)
     execution.cancel(now, "cancelled by request")
-    if not was_running:
+    if not at_agent:
         return execution, None
     from nodes.models import Node
 

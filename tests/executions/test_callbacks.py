@@ -9,7 +9,10 @@ import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
+from executions import queue
+from executions.dispatcher import record_outcome
 from executions.models import Execution, ExecutionEvent, TraceEntry
+from nodes.client import AgentCallResult
 from tests.factories import make_execution, make_node
 from webhooks.models import Delivery, Webhook
 
@@ -332,6 +335,18 @@ def test_a_cancelled_callback_we_did_not_ask_for_requeues_the_running_execution(
     assert event_types(execution) == ["execution_retrying"]
 
 
+def test_a_cancelled_callback_overtaking_the_dispatchers_202_requeues_too(api, now):
+    # Claimed (queued under a lease), the agent accepted it and was shut down before the
+    # dispatcher recorded the 202: the work was interrupted, not cancelled by anyone.
+    make_execution(make_node(now=now), now=now)
+    [item] = queue.claim("worker", now, 1, lease_seconds=60, alive_seconds=7)
+    response = callback(api, item.execution.id, {"status": "cancelled", "error": "cancelled during graceful shutdown"})
+    assert response.status_code == 200
+    fresh = Execution.objects.get(pk=item.execution.pk)
+    assert (fresh.status, fresh.lease_token) == ("queued", None)
+    assert record_outcome(item, AgentCallResult(202, {}), now) == "superseded"
+
+
 def test_an_interrupted_execution_at_its_attempt_limit_fails(api):
     execution = running(attempt=3, max_attempts=3)
     callback(api, execution.id, {"status": "cancelled", "error": "cancelled during graceful shutdown"})
@@ -476,6 +491,23 @@ def test_cancelling_a_running_execution_asks_its_agent(api, stub_agent):
     assert response.json()["status"] == "cancelled"
     assert [request.path for request in stub_agent.requests] == [f"/_internal/executions/{execution.id}/cancel"]
     assert stub_agent.requests[0].headers["X-Execution-ID"] == execution.id
+
+
+def test_cancelling_an_execution_being_handed_to_its_agent_asks_the_agent_too(api, stub_agent, now):
+    make_execution(make_node(now=now, base_url=stub_agent.url), now=now)
+    [item] = queue.claim("worker", now, 1, lease_seconds=60, alive_seconds=7)
+    stub_agent.status, stub_agent.body = 200, {"cancelled": True}
+    response = api.post(f"/api/v1/executions/{item.execution.id}/cancel")
+    assert response.status_code == 200
+    assert [request.path for request in stub_agent.requests] == [f"/_internal/executions/{item.execution.id}/cancel"]
+    assert record_outcome(item, AgentCallResult(202, {}), now) == "superseded"
+    assert Execution.objects.get(pk=item.execution.pk).status == "cancelled"
+
+
+def test_cancelling_a_queued_execution_does_not_call_any_agent(api, stub_agent):
+    execution = make_execution(make_node(base_url=stub_agent.url))
+    assert api.post(f"/api/v1/executions/{execution.id}/cancel").status_code == 200
+    assert stub_agent.requests == []
 
 
 def test_cancelling_a_running_execution_whose_agent_is_gone_still_cancels(api, stub_agent):
