@@ -292,3 +292,21 @@ def test_batch_status_query_count_does_not_grow_with_the_ids(api, now, count, dj
     body = response.json()
     assert len(body) == count
     assert body[executions[0].id]["webhook_events"][0]["http_status"] == 200
+
+
+def test_the_list_costs_two_queries_however_many_rows(api, now, django_assert_max_num_queries):
+    node = make_node(now=now)
+    for index in range(60):
+        execution = make_execution(node, now=now, webhook_registered=index % 3 == 0)
+        if index < 3:
+            with_webhook_attempts(execution, now, [200])
+    with django_assert_max_num_queries(2):  # the page, then every webhook attempt on it
+        response = api.get("/api/v1/executions?limit=50")
+    assert len(response.json()["executions"]) == 50
+
+
+def test_one_status_costs_at_most_two_queries(api, now, django_assert_max_num_queries):
+    execution = make_execution(now=now, webhook_registered=True)
+    with_webhook_attempts(execution, now, [500, 200])
+    with django_assert_max_num_queries(2):
+        assert api.get(f"/api/v1/executions/{execution.id}").status_code == 200

@@ -528,3 +528,18 @@ def test_cancelling_a_terminal_execution_is_409(api, state):
 
 def test_cancelling_an_unknown_execution_is_404(api):
     assert api.post("/api/v1/executions/exec_nope/cancel").status_code == 404
+
+
+def test_a_terminal_callback_is_a_handful_of_queries(api, django_assert_num_queries):
+    execution = running()
+    register_webhook(execution)
+    # read, SAVEPOINT, conditional UPDATE, webhook lookup, delivery INSERT, event INSERT+NOTIFY,
+    # RELEASE, and the webhook attempts of the response body.
+    with django_assert_num_queries(8):
+        assert callback(api, execution.id, {"status": "succeeded", "result": {"v": 1}}).status_code == 200
+
+
+def test_a_log_post_is_two_queries(api, django_assert_num_queries):
+    execution = running()
+    with django_assert_num_queries(2):
+        api.post(f"/api/v1/executions/{execution.id}/logs", {"entries": [{"message": "m"}] * 10}, format="json")
