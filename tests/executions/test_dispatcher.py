@@ -14,6 +14,7 @@ from nodes.client import AgentCallResult
 from nodes.models import Node
 from tests.factories import make_execution, make_node
 from tests.processes import wait_until
+from webhooks.models import Delivery, Webhook
 
 LEASE = 60.0
 ALIVE = 7.0
@@ -348,3 +349,58 @@ def test_run_once_gives_up_on_an_execution_whose_dispatchers_keep_dying(loop, st
     fresh = Execution.objects.get(pk=execution.pk)
     assert fresh.status == "failed"
     assert "interrupted" in fresh.error
+
+
+# -- batched recording --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_record_outcomes_applies_a_mixed_batch(now, retry_policy):
+    node = make_node(now=now, registered_at=now - timedelta(hours=1), instance_id="inst-b")
+    for _ in range(4):
+        make_execution(node, now=now)
+    items = queue.claim("worker", now, 4, lease_seconds=LEASE, alive_seconds=ALIVE)
+    answers = [
+        AgentCallResult(202, {"status": "processing"}),
+        AgentCallResult(200, {"answer": 1, "__agentfield_usage__": {"tokens": 3}}, duration_ms=40),
+        AgentCallResult(422, {"detail": "bad input"}),
+        AgentCallResult(503, "busy"),
+    ]
+    counts = dispatcher.record_outcomes(list(zip(items, answers, strict=True)), now)
+    assert counts == {"running": 1, "succeeded": 1, "failed": 1, "retrying": 1}
+    rows = [Execution.objects.get(pk=item.execution.pk) for item in items]
+    assert [row.status for row in rows] == ["running", "succeeded", "failed", "queued"]
+    assert rows[0].node_instance_id == "inst-b"
+    assert rows[1].result == {"answer": 1}
+    assert rows[1].duration_ms == 40
+    assert rows[1].started_at == now - timedelta(milliseconds=40)
+    assert rows[1].completed_at == now
+    assert "bad input" in rows[2].error
+    assert [events_of(row.id) for row in rows] == [
+        ["execution_started"],
+        ["execution_completed"],
+        ["execution_failed"],
+        ["execution_retrying"],
+    ]
+
+
+@pytest.mark.django_db
+def test_record_outcomes_supersedes_answers_under_a_stale_lease(now):
+    stale = [claim_one(now), claim_one(now)]
+    for item in stale:
+        expired_and_reclaimed(item, now)
+    later = now + timedelta(seconds=LEASE + 1)
+    answers = [AgentCallResult(202, {}), AgentCallResult(200, {"late": True})]
+    counts = dispatcher.record_outcomes(list(zip(stale, answers, strict=True)), later)
+    assert counts == {"running": 0, "succeeded": 0}
+    rows = [Execution.objects.get(pk=item.execution.pk) for item in stale]
+    assert [(row.status, row.result) for row in rows] == [("queued", None), ("queued", None)]
+    assert all(row.lease_token is not None for row in rows)
+
+
+@pytest.mark.django_db
+def test_record_outcomes_enqueues_the_webhook_of_an_inline_success(now):
+    item = claim_one(now, webhook_registered=True)
+    Webhook.objects.create(execution_id=item.execution.id, url="https://hooks.example.com/x", created_at=now)
+    dispatcher.record_outcomes([(item, AgentCallResult(200, {"v": 1}))], now)
+    assert Delivery.objects.get(execution_id=item.execution.id).event == "execution.completed"
