@@ -181,6 +181,13 @@ def test_list_filters_by_created_range(api, spread):
     ]
 
 
+def test_list_created_range_accepts_offsets_and_the_extremes(api, spread):
+    assert listed(api, "?created_after=2026-11-23T13:02:00%2B01:00") == ["exec_5", "exec_4", "exec_3", "exec_2"]
+    assert listed(api, "?created_after=2026-11-23T12:02:00") == ["exec_5", "exec_4", "exec_3", "exec_2"]
+    assert listed(api, "?created_before=0001-01-01T02:00:00%2B01:00") == []
+    assert len(listed(api, "?created_before=9999-12-31T23:59:59Z")) == 6
+
+
 def test_list_filters_combine(api, spread):
     assert listed(api, "?status=succeeded&node_id=alpha&run_id=run_c") == ["exec_5"]
 
@@ -213,6 +220,8 @@ def test_list_items_have_the_status_shape(api, spread):
         ("?created_after=yesterday", "created_after"),
         ("?created_before=2026-13-45T00:00:00Z", "created_before"),
         ("?run_id=a%00b", "NUL"),
+        ("?created_after=9999-12-31T23:59:59-23:59", "created_after"),
+        ("?created_after=0000-01-01T00:00:00Z", "created_after"),
     ],
 )
 def test_list_rejects_bad_parameters_with_400_naming_them(api, spread, query, param):
