@@ -238,6 +238,8 @@ BAD_BODIES = [
     pytest.param('{"input": {"x": ' + "[" * 70 + "]" * 70 + "}}", "nested deeper", id="nesting-70"),
     pytest.param('{"input": {"x": ' + "[" * 5000 + "]" * 5000 + "}}", "nested deeper", id="nesting-5000"),
     pytest.param('{"input": {"x": 99999999999999999999}}', "out of range", id="huge-integer"),
+    pytest.param('{"input": {"x": 1e400}}', "finite", id="float-overflowing-to-infinity"),
+    pytest.param('{"input": {"x": -1e400}}', "finite", id="float-overflowing-to-minus-infinity"),
     pytest.param(b'{"input": {"x": "\xff"}}', "UTF-8", id="invalid-utf8"),
 ]
 

@@ -134,6 +134,7 @@ def test_an_unsupported_status_names_the_raw_value(api):
         ({"status": "running", "progress": "half"}, "progress"),
         ({"status": "running", "progress": 2**40}, "progress"),
         ({"status": "succeeded", "result": {"x": "a\u0000b"}}, "NUL"),
+        ('{"status": "succeeded", "result": 1e999}', "finite"),
     ],
 )
 def test_a_bad_callback_body_is_400_and_changes_nothing(api, body, message):

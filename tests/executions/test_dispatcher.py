@@ -93,6 +93,36 @@ def test_an_agent_that_is_not_listening_is_a_connection_error_value(now, stub_ag
     assert "connection refused" in result.error
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"x": NaN}', b'{"x": Infinity}', b'{"x": 1e400}', b'{"x": "a\\u0000b"}'],
+    ids=["nan", "inf", "1e400", "nul"],
+)
+def test_an_inline_result_postgresql_cannot_store_fails_the_execution_cleanly(now, stub_agent, raw):
+    item = claim_one(now, node=make_node(now=now, base_url=stub_agent.url))
+    stub_agent.status, stub_agent.raw = 200, raw
+    assert record_outcome(item, dispatcher.call_agent(item, timeout=5), now) == "failed"
+    fresh = Execution.objects.get(pk=item.execution.pk)
+    assert fresh.status == "failed"
+    assert "cannot be stored" in fresh.error
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "raw",
+    [b"bad\x00input", b'{"detail": "bad\\u0000input"}', b'{"detail": "bad\\ud800input"}'],
+    ids=["raw", "json", "surrogate"],
+)
+def test_an_agents_error_text_postgresql_cannot_store_is_cleaned_not_a_crash(now, stub_agent, raw):
+    item = claim_one(now, node=make_node(now=now, base_url=stub_agent.url))
+    stub_agent.status, stub_agent.raw = 422, raw
+    assert record_outcome(item, dispatcher.call_agent(item, timeout=5), now) == "failed"
+    fresh = Execution.objects.get(pk=item.execution.pk)
+    assert fresh.status == "failed"
+    assert "agent answered 422: bad" in fresh.error and "input" in fresh.error
+
+
 # -- recording the answer -----------------------------------------------------------------------
 
 
