@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ class Receiver:
     (then 200); an answer may be `(status, {header: value})`; `hold(path)` keeps a request open
     until `release()`."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[Received] = []
         self.connections = 0
         self._answers: dict[str, list] = {}
@@ -50,12 +51,15 @@ class Receiver:
                 return True
 
         self.server = Server((host, port), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.host, self.port = self.server.server_address[:2]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
     def url(self, path: str = "/hook", host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
+        return f"{self.scheme}://{host or self.host}:{self.port}{path}"
 
     def script(self, path: str, *answers) -> None:
         self._answers[path] = list(answers)
