@@ -98,11 +98,12 @@ def register(execution_id: str, spec: WebhookSpec, now: datetime) -> Webhook:
     )
 
 
-def enqueue(execution_id: str, event: str, body: bytes, now: datetime) -> Delivery | None:
+def enqueue(execution_id: str, event: str, body: bytes, now: datetime, notify: bool = True) -> Delivery | None:
     """Add a due delivery of `body` if the execution has a webhook (call in the terminal transaction).
 
     The NOTIFY is delivered when that transaction commits, so a dispatcher never wakes for a row
-    it cannot see yet, and a rolled-back completion sends nothing.
+    it cannot see yet, and a rolled-back completion sends nothing. Pass `notify=False` when the
+    caller NOTIFYs `queue.CHANNEL` itself (e.g. folded into its own statement).
     """
     webhook = Webhook.objects.filter(execution_id=execution_id).only("id").first()
     if webhook is None:
@@ -123,7 +124,8 @@ def enqueue(execution_id: str, event: str, body: bytes, now: datetime) -> Delive
             next_attempt_at=now,
             created_at=now,
         )
-    queue.wake()
+    if notify:
+        queue.wake()
     return delivery
 
 

@@ -127,3 +127,14 @@ def test_attempts_for_lists_one_entry_per_attempt_oldest_first(now):
     assert second["attempt"] == 2 and second["status"] == "delivered" and second["error_class"] is None
     assert second["delivery_id"] == str(delivery.id) and second["event_type"] == "execution.completed"
     assert "never-shown-secret" not in str(found)
+
+
+def test_system_check_names_a_bad_allowed_network(settings):
+    from webhooks.checks import check_webhook_settings
+
+    assert check_webhook_settings() == []
+    settings.AGENTFIELD_WEBHOOK_ALLOWED_CIDRS = ["127.0.0.1/32", "localhost"]
+    settings.AGENTFIELD_WEBHOOK_TIMEOUT_SECONDS = 0
+    errors = check_webhook_settings()
+    assert [error.id for error in errors] == ["webhooks.E001", "webhooks.E002"]
+    assert "'localhost' is not a network" in errors[0].msg

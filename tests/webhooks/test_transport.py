@@ -159,6 +159,12 @@ def test_a_gzip_bomb_is_capped_in_decoded_bytes(raw_server):
     assert len(result.response_body) == 100 and "\x00" not in result.response_body
 
 
+def test_an_oversized_response_head_is_too_large(raw_server):
+    headers = "".join(f"X-H{i}: v\r\n" for i in range(200))
+    result = post(raw_server(lambda conn: conn.sendall(f"HTTP/1.1 200 OK\r\n{headers}\r\n".encode())))
+    assert result.error_class == "too_large" and result.status_code is None
+
+
 def test_a_response_head_dribbling_past_the_deadline_is_a_timeout(raw_server):
     stop = threading.Event()
 
