@@ -1,4 +1,4 @@
-"""A stand-alone delivery loop for crash tests: `python -m tests.webhooks.delivery_process [concurrency]`.
+"""A stand-alone delivery loop for crash tests: `python -m tests.webhooks.delivery_process`.
 
 It drives `DeliveryWorker` the way `manage.py run_dispatcher` drives its loops (the same Runner
 and LISTEN wake-up), without the execution dispatcher, so a test can SIGKILL just the webhook side.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 
 import django
 
@@ -22,8 +21,8 @@ def main() -> None:
     from executions.wakeup import Wakeup
     from webhooks.worker import DeliveryWorker
 
-    concurrency = int(sys.argv[1]) if len(sys.argv) > 1 else 8
     wakeup = Wakeup([DeliveryWorker.channel])
+    concurrency = settings.AGENTFIELD_WEBHOOK_CONCURRENCY
     worker = DeliveryWorker(f"test-delivery-{os.getpid()}", concurrency, on_wake=wakeup.poke)
     runner = Runner([worker], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS)
     signal.signal(signal.SIGTERM, lambda *_: runner.request_stop())

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import sys
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from tests import processes
 from tests.processes import wait_until
 from tests.webhooks import factories
 from webhooks.models import Delivery
@@ -25,18 +23,12 @@ SETTINGS = {
 }
 
 
-def start_worker(db_url: str, log_dir, concurrency: int) -> processes.Process:
-    args = [sys.executable, "-m", "tests.webhooks.delivery_process", str(concurrency)]
-    return processes.Process("delivery-worker", args, processes.base_env(db_url, **SETTINGS), log_dir)
-
-
-def test_a_worker_killed_mid_post_loses_nothing_and_a_new_one_finishes_the_work(db_url, log_dir, receiver):
+def test_a_worker_killed_mid_post_loses_nothing_and_a_new_one_finishes_the_work(delivery_worker, receiver):
     now = timezone.now()
     receiver.hold("/held")
     held = factories.delivery(receiver.url("/held"), now - timedelta(seconds=1), secret="s3cr3t")
     others = [factories.delivery(receiver.url("/hook"), now, secret="s3cr3t") for _ in range(4)]
-    first = start_worker(db_url, log_dir, concurrency=1)
-    second = None
+    first = delivery_worker(**SETTINGS, AGENTFIELD_WEBHOOK_CONCURRENCY=1)
     try:
         assert receiver.holding.wait(30), first.output()
         first.signal(signal.SIGKILL)  # mid-POST: the receiver still holds the request open
@@ -45,7 +37,7 @@ def test_a_worker_killed_mid_post_loses_nothing_and_a_new_one_finishes_the_work(
         assert Delivery.objects.get(pk=held.pk).status == Delivery.Status.IN_FLIGHT
         assert {Delivery.objects.get(pk=d.pk).status for d in others} == {Delivery.Status.PENDING}
 
-        second = start_worker(db_url, log_dir, concurrency=4)
+        delivery_worker(**SETTINGS, AGENTFIELD_WEBHOOK_CONCURRENCY=4)
         wait_until(
             lambda: set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.DELIVERED},
             timeout=60,
@@ -53,9 +45,6 @@ def test_a_worker_killed_mid_post_loses_nothing_and_a_new_one_finishes_the_work(
         )
     finally:
         receiver.release()
-        for process in (first, second):
-            if process is not None:
-                process.stop(timeout=10)
 
     seen = Counter(request.headers["webhook-id"] for request in receiver.received)
     assert all(seen[str(d.id)] == 1 for d in others), seen
