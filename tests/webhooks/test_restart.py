@@ -58,3 +58,29 @@ def test_a_worker_killed_mid_post_loses_nothing_and_a_new_one_finishes_the_work(
         (1, "lease_expired", False),
         (2, "", True),
     ]
+
+
+def test_a_worker_frozen_past_its_lease_cannot_overwrite_the_newer_outcome(delivery_worker, receiver):
+    receiver.hold("/held")
+    held = factories.delivery(receiver.url("/held"), timezone.now(), secret="s3cr3t")
+    frozen = delivery_worker(**SETTINGS, AGENTFIELD_WEBHOOK_CONCURRENCY=1)
+    try:
+        assert receiver.holding.wait(30), frozen.output()
+        frozen.signal(signal.SIGSTOP)  # a GC pause, a stuck VM: alive, but silent past its lease
+        receiver.release()
+        delivery_worker(**SETTINGS)
+        wait_until(
+            lambda: Delivery.objects.get(pk=held.pk).status == Delivery.Status.DELIVERED,
+            timeout=60,
+            message="the second worker to deliver after the frozen one's lease expired",
+        )
+        frozen.signal(signal.SIGCONT)
+        wait_until(lambda: "no longer holds it" in frozen.output(), timeout=30, message="the stale outcome refused")
+    finally:
+        frozen.signal(signal.SIGCONT)
+    held.refresh_from_db()
+    assert held.status == Delivery.Status.DELIVERED and held.attempt_count == 2
+    assert [(a.number, a.error_class) for a in held.attempts.order_by("number", "id")] == [
+        (1, "lease_expired"),
+        (2, ""),
+    ]
