@@ -190,12 +190,11 @@ def _describe(exc: Exception) -> str:
 
 
 def _classify(exc: Exception, pin: _Pin) -> str:
+    """The error class of a request that produced no response."""
     if pin.expired or isinstance(exc, requests.Timeout):
         return "timeout"
     if isinstance(exc, requests.exceptions.SSLError):
         return "tls"
-    if isinstance(exc, requests.exceptions.ContentDecodingError | requests.exceptions.ChunkedEncodingError):
-        return "connect"
     if "LineTooLong" in repr(exc) or "got more than" in str(exc):
         return "too_large"
     return "connect"
