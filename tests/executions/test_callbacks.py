@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from executions import queue
@@ -299,24 +299,27 @@ def test_no_delivery_is_written_before_the_execution_is_terminal(api):
     assert not Delivery.objects.exists()
 
 
-def test_the_terminal_status_its_event_and_its_delivery_commit_or_roll_back_together(now):
+def test_the_terminal_status_its_event_and_its_delivery_commit_or_roll_back_together():
     execution = running()
     register_webhook(execution)
-    # A delivery for this event already exists: inserting the second one violates the unique
-    # constraint, so the whole terminal transition must roll back with it.
-    Delivery.objects.create(
-        webhook=Webhook.objects.get(execution_id=execution.id),
-        execution_id=execution.id,
-        event="execution.completed",
-        body=b"{}",
-        created_at=now,
-    )
-    with pytest.raises(IntegrityError):
+    # Make the event INSERT (the last statement of the terminal transaction) fail: the status
+    # UPDATE and the delivery INSERT before it must roll back with it. DDL is transactional in
+    # PostgreSQL, so the trigger disappears with the test's transaction.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN RAISE EXCEPTION 'event refused by test'; END $$;
+            CREATE TRIGGER test_refuse_event BEFORE INSERT ON executions_executionevent
+            FOR EACH ROW EXECUTE FUNCTION test_refuse_event();
+            """
+        )
+    with pytest.raises(DatabaseError, match="event refused by test"):
         execution.complete({"v": 1}, timezone.now())
     fresh = Execution.objects.get(pk=execution.pk)
-    assert fresh.status == "running"
-    assert fresh.result is None
+    assert (fresh.status, fresh.result, fresh.completed_at) == ("running", None, None)
     assert event_types(execution) == []
+    assert not Delivery.objects.exists()
 
 
 # -- cancelled callbacks ------------------------------------------------------------------------
@@ -534,9 +537,9 @@ def test_cancelling_an_unknown_execution_is_404(api):
 def test_a_terminal_callback_is_a_handful_of_queries(api, django_assert_num_queries):
     execution = running()
     register_webhook(execution)
-    # read, SAVEPOINT, conditional UPDATE, webhook lookup, delivery INSERT, event INSERT+NOTIFY,
-    # RELEASE, and the webhook attempts of the response body.
-    with django_assert_num_queries(8):
+    # read, SAVEPOINT, conditional UPDATE, webhook lookup, existing-delivery lookup, delivery
+    # INSERT, delivery NOTIFY, event INSERT+NOTIFY, RELEASE, the response's webhook attempts.
+    with django_assert_num_queries(10):
         assert callback(api, execution.id, {"status": "succeeded", "result": {"v": 1}}).status_code == 200
 
 
