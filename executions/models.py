@@ -18,6 +18,7 @@ from django.db.models import F, Q
 
 from executions import events
 from executions.exceptions import InvalidTransition
+from executions.notifications import enqueue_webhooks
 
 
 class Status(models.TextChoices):
@@ -227,11 +228,8 @@ class Execution(models.Model):
                 updated_at=now,
                 **fields,
             )
-            if self.webhook_registered:
-                from executions.notifications import enqueue_webhook
-
-                enqueue_webhook(self, now)
-            events.record(self, events.TERMINAL_EVENT[status], now)
+            channels = enqueue_webhooks([self], now)
+            events.record(self, events.TERMINAL_EVENT[status], now, notify=channels)
 
     def requeue(
         self, now: datetime, run_at: datetime, reason: str, lease_token: uuid.UUID | None = None, refund: bool = False
