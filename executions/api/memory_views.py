@@ -14,16 +14,11 @@ from executions.exceptions import InvalidMemoryRequest
 from executions.models import MemoryEntry
 
 
-def entry_representation(entry: MemoryEntry) -> dict[str, Any]:
+def entry_representation(entry: MemoryEntry, with_data: bool = True) -> dict[str, Any]:
     """The wire form of one entry (data is the stored JSON value, not a string)."""
-    return {
-        "key": entry.key,
-        "data": entry.data,
-        "scope": entry.scope,
-        "scope_id": entry.scope_id,
-        "created_at": entry.created_at,
-        "updated_at": entry.updated_at,
-    }
+    body = {"key": entry.key, "data": entry.data} if with_data else {"key": entry.key}
+    body.update(scope=entry.scope, scope_id=entry.scope_id, created_at=entry.created_at, updated_at=entry.updated_at)
+    return body
 
 
 def not_found(message: str) -> Response:
@@ -45,7 +40,8 @@ class MemorySetView(APIView):
         if body.get("data") is None:
             raise InvalidMemoryRequest("'data' is required and must not be null")
         entry = memory.set_entry(ref, key, body["data"], timezone.now())
-        return Response(entry_representation(entry))
+        # Not echoing `data`: the caller just sent it, and a 1 MB echo doubled a checkpoint's cost.
+        return Response(entry_representation(entry, with_data=False))
 
 
 class MemoryGetView(APIView):
