@@ -17,7 +17,6 @@ import os
 # LiteLLM otherwise downloads a price map from GitHub on first use.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402, F401 - imported now: app.ai's lazy import blocks the event loop ~5 s (heartbeats stop)
 from agentfield import Agent, AIConfig  # noqa: E402
 from agentfield.logger import log_info  # noqa: E402
 
@@ -28,6 +27,19 @@ def ai_config() -> AIConfig:
     if fake:
         return AIConfig(model="openai/fake-llm", api_base=fake, api_key="sk-fake")
     return AIConfig(model=os.getenv("BATCH_MODEL", "openai/gpt-4o-mini"))
+
+
+def warm_up_model_client() -> None:
+    """Do now, before serving, the imports that `app.ai`'s first call would do inside the event loop.
+
+    They take seconds (LiteLLM, the OpenAI client, tokenizer data); done lazily they freeze the
+    agent's event loop, its heartbeats stop, and the control plane may declare it dead mid-run.
+    `mock_response` makes this a local call: nothing is sent to any model.
+    """
+    import litellm
+    import openai.resources  # noqa: F401
+
+    litellm.completion(model="openai/warm-up", messages=[{"role": "user", "content": "warm-up"}], mock_response="ok")
 
 
 app = Agent(
@@ -61,5 +73,6 @@ async def process_corpus(items: list[str], model: str | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    warm_up_model_client()
     port = os.getenv("PORT")
     app.run(host=os.getenv("HOST", "127.0.0.1"), **({"port": int(port)} if port else {}))

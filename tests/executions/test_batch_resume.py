@@ -17,7 +17,8 @@ from tests.processes import ROOT, free_port, http, wait_until
 pytestmark = pytest.mark.e2e
 
 ITEMS = [f"document {i}: the quick brown fox jumps over the lazy dog" for i in range(50)]
-LIVENESS = {"AGENTFIELD_NODE_LIVENESS_SECONDS": 3}
+# Short, so a killed agent is noticed quickly; not so short that a loaded machine fakes a death.
+LIVENESS = {"AGENTFIELD_NODE_LIVENESS_SECONDS": 5}
 
 
 def load_fake_llm():

@@ -136,3 +136,11 @@ def test_any_json_value_round_trips(api):
     for value in [0, False, "", "text", [], {}, {"nested": [1, {"deep": None}]}, 1.5]:
         post(api, "set", {"key": "v", "data": value, "scope": "global"})
         assert post(api, "get", {"key": "v", "scope": "global"}).json()["data"] == value
+
+
+def test_a_checkpoint_is_one_query_and_a_resume_read_is_one_query(api, django_assert_num_queries):
+    headers = {"X-Workflow-ID": "run_1", "X-Session-ID": "s-1", "X-Actor-ID": "a-1"}
+    with django_assert_num_queries(1):
+        assert post(api, "set", {"key": "done", "data": 5}, **headers).status_code == 200
+    with django_assert_num_queries(1):
+        assert post(api, "get", {"key": "done"}, **headers).json()["data"] == 5
