@@ -10,7 +10,7 @@ import logging
 import queue as stdlib_queue
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 USAGE_KEY = "__agentfield_usage__"
 RECOVERY_INTERVAL_SECONDS = 1.0
+STARTUP_GRACE_SECONDS = 15.0
 
 
 def agent_headers(claimed: Claimed) -> dict[str, str]:
@@ -65,10 +66,18 @@ def record_outcome(claimed: Claimed, result: AgentCallResult, now: datetime) -> 
         if not retry.is_retryable(result.status_code):
             execution.fail(f"agent rejected the execution: {result.describe()}", now, result.duration_ms)
             return "failed"
+        if result.status_code is None and _just_registered(claimed, now) and "refused" in result.error:
+            # The SDK registers before its HTTP server accepts connections: not the agent's fault.
+            execution.requeue(now, now + timedelta(seconds=0.5), result.describe(), execution.lease_token, refund=True)
+            return "not_ready"
         return _retry_or_fail(execution, result.describe(), now)
     except InvalidTransition:
         # A callback, a cancel or the reaper got there first: theirs is the newer state.
         return "superseded"
+
+
+def _just_registered(claimed: Claimed, now: datetime) -> bool:
+    return now - claimed.node_since < timedelta(seconds=STARTUP_GRACE_SECONDS)
 
 
 def _succeed(execution, result: AgentCallResult, now: datetime) -> str:
@@ -133,7 +142,8 @@ class ExecutionDispatcher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _claim_and_start(self, now: datetime) -> bool:
-        lease = settings.AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS + 30
+        timeout = settings.AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS
+        lease = max(settings.AGENTFIELD_DISPATCH_LEASE_SECONDS, timeout + 1)
         claimed = queue.claim(
             self.worker_id,
             now,
@@ -147,7 +157,7 @@ class ExecutionDispatcher:
                 self._give_up(item, now)
                 continue
             self._in_flight += 1
-            self._pool.submit(self._call, item, settings.AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS)
+            self._pool.submit(self._call, item, timeout)
         return bool(claimed)
 
     def _give_up(self, item: Claimed, now: datetime) -> None:

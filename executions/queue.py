@@ -36,7 +36,8 @@ UPDATE executions_execution e
        attempt = e.attempt + 1, updated_at = %(now)s
   FROM due, nodes_node n
  WHERE e.id = due.id AND n.id = e.node_id
-RETURNING e.*, n.base_url AS node_base_url, n.instance_id AS node_instance
+RETURNING e.*, n.base_url AS node_base_url, n.instance_id AS node_instance,
+          COALESCE(n.restarted_at, n.registered_at) AS node_since
 """
 
 _LOST = """
@@ -67,6 +68,7 @@ class Claimed:
     execution: Execution
     base_url: str
     instance_id: str
+    node_since: datetime  # when the node's current instance registered
 
 
 def claim(worker_id: str, now: datetime, limit: int, *, lease_seconds: float, alive_seconds: float) -> list[Claimed]:
@@ -80,7 +82,7 @@ def claim(worker_id: str, now: datetime, limit: int, *, lease_seconds: float, al
         "worker": worker_id,
     }
     rows = Execution.objects.raw(_CLAIM, params)
-    return [Claimed(row, row.node_base_url, row.node_instance) for row in rows]
+    return [Claimed(row, row.node_base_url, row.node_instance, row.node_since) for row in rows]
 
 
 def lost(now: datetime, alive_seconds: float, limit: int = 100) -> list[Execution]:
