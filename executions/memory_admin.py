@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 from django.contrib import admin
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from executions import memory
 from executions.models import MemoryEntry
@@ -47,6 +49,25 @@ class MemoryEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+def checkpoints_table(run_id: str) -> str:
+    """A run's checkpoints (workflow memory) as an escaped HTML table linking to the entries."""
+    checkpoints = memory.checkpoints_for_run(run_id)
+    if not checkpoints:
+        return "no checkpoints"
+    query = urlencode({"scope__exact": memory.WORKFLOW, "q": run_id})
+    link = f"{reverse('admin:executions_memoryentry_changelist')}?{query}"
+    return format_html(
+        "<table><tr><th>key</th><th>size</th><th>updated</th><th>value (start)</th></tr>{}</table>"
+        '<p><a href="{}">open in memory entries</a></p>',
+        format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            ((c.key, human_size(c.size_bytes), c.updated_at, c.preview) for c in checkpoints),
+        ),
+        link,
+    )
 
 
 def human_size(size: int) -> str:

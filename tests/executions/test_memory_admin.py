@@ -60,3 +60,17 @@ def test_human_size():
         "1.5 KB",
         "3.0 MB",
     ]
+
+
+def test_execution_detail_shows_the_run_checkpoints(admin_client, entries, now):
+    from executions.models import Execution
+
+    Execution.objects.create(
+        id="exec_ckpt", run_id="run_abc", node_id="batch", target_name="process_corpus", status="running",
+        input={}, run_at=now, created_at=now, updated_at=now,
+    )  # fmt: skip
+    page = admin_client.get("/admin/executions/execution/exec_ckpt/change/").content.decode()
+    assert "Checkpoints (memory of the run)" in page
+    assert "<td>done</td>" in page and "<td>results</td>" in page and "<code>500</code>" in page
+    assert "sess-9" not in page  # another scope
+    assert "/admin/executions/memoryentry/?scope__exact=workflow&amp;q=run_abc" in page
