@@ -24,6 +24,7 @@ GLOBAL_ID = "global"
 # The header that names the scope id of each scope, in the order an unscoped lookup tries them.
 SCOPE_HEADERS = {WORKFLOW: "X-Workflow-ID", SESSION: "X-Session-ID", ACTOR: "X-Actor-ID"}
 MAX_KEY_LENGTH = 1024
+MAX_SCOPE_ID_LENGTH = 255  # MemoryEntry.scope_id
 PREVIEW_CHARS = 200
 
 
@@ -58,12 +59,22 @@ def check_scope(scope: Any) -> str | None:
     return scope
 
 
+def scope_id_from(header: str, headers: Mapping[str, str]) -> str:
+    """The scope id carried by `header` ("" when absent); rejects ids the table cannot hold."""
+    scope_id = headers.get(header) or ""
+    if len(scope_id) > MAX_SCOPE_ID_LENGTH:
+        raise InvalidMemoryRequest(f"{header} is longer than {MAX_SCOPE_ID_LENGTH} characters")
+    if "\x00" in scope_id:
+        raise InvalidMemoryRequest(f"{header} contains a NUL character")
+    return scope_id
+
+
 def explicit_ref(scope: str, headers: Mapping[str, str]) -> ScopeRef:
     """The scope named explicitly; its id comes from its header (or is "global")."""
     if scope == GLOBAL:
         return ScopeRef(GLOBAL, GLOBAL_ID)
     header = SCOPE_HEADERS[scope]
-    scope_id = headers.get(header) or ""
+    scope_id = scope_id_from(header, headers)
     if not scope_id:
         raise InvalidMemoryRequest(f"scope '{scope}' needs the {header} header")
     return ScopeRef(scope, scope_id)
@@ -71,8 +82,8 @@ def explicit_ref(scope: str, headers: Mapping[str, str]) -> ScopeRef:
 
 def present_refs(headers: Mapping[str, str]) -> list[ScopeRef]:
     """Every scope whose header is present, workflow -> session -> actor, then global."""
-    refs = [ScopeRef(scope, headers[header]) for scope, header in SCOPE_HEADERS.items() if headers.get(header)]
-    return [*refs, ScopeRef(GLOBAL, GLOBAL_ID)]
+    ids = {scope: scope_id_from(header, headers) for scope, header in SCOPE_HEADERS.items()}
+    return [*(ScopeRef(scope, scope_id) for scope, scope_id in ids.items() if scope_id), ScopeRef(GLOBAL, GLOBAL_ID)]
 
 
 def write_ref(scope: str | None, headers: Mapping[str, str]) -> ScopeRef:

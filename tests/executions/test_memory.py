@@ -112,3 +112,11 @@ def test_checkpoints_for_run_lists_the_run_workflow_scope_without_data(now):
     assert len(results.preview) == memory.PREVIEW_CHARS and results.preview.startswith('[{"item": 0')
     assert results.size_bytes > done.size_bytes > 0
     assert results.updated_at == now
+
+
+@pytest.mark.parametrize("scope", [None, "workflow"])
+def test_scope_ids_the_table_cannot_hold_are_rejected(scope):
+    with pytest.raises(InvalidMemoryRequest, match="longer than 255"):
+        memory.write_ref(scope, {"X-Workflow-ID": "r" * 256})
+    with pytest.raises(InvalidMemoryRequest, match="NUL"):
+        memory.read_refs(scope, {"X-Workflow-ID": "run\x00"})

@@ -144,3 +144,9 @@ def test_a_checkpoint_is_one_query_and_a_resume_read_is_one_query(api, django_as
         assert post(api, "set", {"key": "done", "data": 5}, **headers).status_code == 200
     with django_assert_num_queries(1):
         assert post(api, "get", {"key": "done"}, **headers).json()["data"] == 5
+
+
+def test_an_overlong_scope_header_is_400_not_a_database_error(api):
+    response = post(api, "set", {"key": "k", "data": 1}, **{"X-Session-ID": "s" * 300})
+    assert response.status_code == 400 and "X-Session-ID is longer than 255" in response.json()["error"]
+    assert not MemoryEntry.objects.exists()
