@@ -14,9 +14,9 @@ from executions.exceptions import InvalidMemoryRequest
 from executions.models import MemoryEntry
 
 
-def entry_representation(entry: MemoryEntry, with_data: bool = True) -> dict[str, Any]:
+def entry_representation(entry: MemoryEntry) -> dict[str, Any]:
     """The wire form of one entry (data is the stored JSON value, not a string)."""
-    body = {"key": entry.key, "data": entry.data} if with_data else {"key": entry.key}
+    body = {"key": entry.key, "data": entry.data}
     body.update(scope=entry.scope, scope_id=entry.scope_id, created_at=entry.created_at, updated_at=entry.updated_at)
     return body
 
@@ -40,8 +40,8 @@ class MemorySetView(APIView):
         if body.get("data") is None:
             raise InvalidMemoryRequest("'data' is required and must not be null")
         entry = memory.set_entry(ref, key, body["data"], timezone.now())
-        # Not echoing `data`: the caller just sent it, and a 1 MB echo doubled a checkpoint's cost.
-        return Response(entry_representation(entry, with_data=False))
+        # The full entry, `data` included, as CONTRACT §5 and the Go server answer a set.
+        return Response(entry_representation(entry))
 
 
 class MemoryGetView(APIView):

@@ -21,7 +21,7 @@ def test_set_without_scope_lands_in_the_workflow_of_x_workflow_id(api):
     assert response.status_code == 200
     body = response.json()
     assert (body["key"], body["scope"], body["scope_id"]) == ("alpha", "workflow", "wf-123")
-    assert "data" not in body  # not echoed: the caller just sent it
+    assert body["data"] == {"value": 1}  # the whole entry, as CONTRACT §5 describes it
     assert body["created_at"].endswith("Z") and body["updated_at"].endswith("Z")
     assert MemoryEntry.objects.get(scope="workflow", scope_id="wf-123", key="alpha").data == {"value": 1}
 
