@@ -110,7 +110,7 @@ def _interrupted(execution: Execution, callback: Callback, now: datetime) -> Non
         if execution.attempt >= execution.max_attempts:
             execution.fail(f"{reason} (attempt {execution.attempt} of {execution.max_attempts})", now)
         else:
-            execution.requeue(now, now, reason)
+            execution.requeue(now, now, reason, dropped=True)
 
 
 def store_logs(execution_id: str, body: Any, now: datetime) -> int:

@@ -185,11 +185,8 @@ class Execution(models.Model):
                     durations[execution.id],
                     None,
                 )
-                if execution.webhook_registered:
-                    from executions.notifications import enqueue_webhook
-
-                    enqueue_webhook(execution, now)
-            events.record_many([(execution, events.COMPLETED, {}) for execution in finished], now)
+            channels = enqueue_webhooks(finished, now)
+            events.record_many([(execution, events.COMPLETED, {}) for execution in finished], now, notify=channels)
         return finished
 
     def report_progress(self, now: datetime, progress: int | None = None) -> None:
@@ -255,15 +252,25 @@ class Execution(models.Model):
             events.record(self, events.TERMINAL_EVENT[status], now, notify=channels)
 
     def requeue(
-        self, now: datetime, run_at: datetime, reason: str, lease_token: uuid.UUID | None = None, refund: bool = False
+        self,
+        now: datetime,
+        run_at: datetime,
+        reason: str,
+        lease_token: uuid.UUID | None = None,
+        refund: bool = False,
+        dropped: bool = False,
     ) -> None:
         """Back to queued under the same ids (a retry or a lost agent); due again at `run_at`.
 
-        `refund` gives the claim's attempt back: the agent never saw the work.
+        `refund` gives the claim's attempt back: the agent never saw the work. `dropped`: the
+        agent said it no longer holds the work, so forget its instance (a claim must dispatch it
+        again, not wait for that instance as after a heartbeat pause).
         """
         token_filter = Q(lease_token=lease_token) if lease_token else None
         allowed = (Status.QUEUED,) if lease_token else ACTIVE
-        extra = {"attempt": F("attempt") - 1} if refund else {}
+        extra: dict[str, Any] = {"attempt": F("attempt") - 1} if refund else {}
+        if dropped:
+            extra["node_instance_id"] = ""
         with transaction.atomic():
             self._transition(
                 allowed,

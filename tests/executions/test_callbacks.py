@@ -10,10 +10,11 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from executions import queue
-from executions.dispatcher import record_outcome
+from executions.dispatcher import ExecutionDispatcher, record_outcome
 from executions.models import Execution, ExecutionEvent, TraceEntry
 from nodes.client import AgentCallResult
 from tests.factories import make_execution, make_node
+from tests.processes import wait_until
 from webhooks.models import Delivery, Webhook
 
 pytestmark = pytest.mark.django_db
@@ -351,6 +352,23 @@ def test_a_cancelled_callback_overtaking_the_dispatchers_202_requeues_too(api, n
     assert record_outcome(item, AgentCallResult(202, {}), now) == "superseded"
 
 
+def test_work_the_agent_gave_back_is_dispatched_again_even_to_the_same_instance(api, stub_agent, now):
+    # Unlike a heartbeat pause (the instance still holds the work), a 'cancelled' callback says
+    # the instance dropped it: waiting for that instance's callback would wait forever.
+    node = make_node(now=now, base_url=stub_agent.url, registered_at=now - timedelta(hours=1))
+    execution = make_execution(node, now=now, status="running", attempt=1, node_instance_id=node.instance_id)
+    callback(api, execution.id, {"status": "cancelled", "error": "cancelled during graceful shutdown"})
+    loop = ExecutionDispatcher("test", concurrency=1)
+    try:
+        loop._claim_and_start(timezone.now())
+        wait_until(lambda: stub_agent.requests, timeout=10, message="the second dispatch")
+    finally:
+        loop.drain(timeout=10)
+    assert stub_agent.requests[0].headers["X-Execution-ID"] == execution.id
+    fresh = Execution.objects.get(pk=execution.pk)
+    assert (fresh.status, fresh.attempt) == ("running", 2)
+
+
 def test_an_interrupted_execution_at_its_attempt_limit_fails(api):
     execution = running(attempt=3, max_attempts=3)
     callback(api, execution.id, {"status": "cancelled", "error": "cancelled during graceful shutdown"})
@@ -538,8 +556,8 @@ def test_a_terminal_callback_is_a_handful_of_queries(api, django_assert_num_quer
     execution = running()
     register_webhook(execution)
     # read, SAVEPOINT, conditional UPDATE, webhook lookup, existing-delivery lookup, delivery
-    # INSERT, delivery NOTIFY, event INSERT+NOTIFY, RELEASE, the response's webhook attempts.
-    with django_assert_num_queries(10):
+    # INSERT, event INSERT + NOTIFYs, RELEASE, the response's webhook attempts.
+    with django_assert_num_queries(9):
         assert callback(api, execution.id, {"status": "succeeded", "result": {"v": 1}}).status_code == 200
 
 

@@ -44,7 +44,7 @@ def test_a_running_execution_of_a_node_that_stopped_heart_beating_is_requeued_wi
     assert fresh.status == "queued"
     assert (fresh.id, fresh.run_id) == (execution.id, execution.run_id)
     assert fresh.run_at == now
-    assert fresh.node_instance_id == ""
+    assert fresh.node_instance_id == node.instance_id  # if that same instance comes back, it is waited for
     assert fresh.attempt == 1  # the next claim counts the next attempt
     assert "stopped heart-beating" in fresh.error
     assert events_of(execution) == ["execution_retrying"]
