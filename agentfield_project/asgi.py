@@ -1,4 +1,10 @@
-"""ASGI entry point served by daphne: Django for HTTP (the SSE stream is an async view)."""
+"""ASGI entry point served by daphne: Channels' protocol router in front of Django.
+
+HTTP (the JSON API, admin, dashboard and the SSE event stream, an async view) goes to Django.
+Static files (dashboard and admin assets: the machines are offline, no CDN) are served from the
+apps' and project's static directories. The stream's path gets Twisted back-pressure through
+FlowControl (see agentfield_project/flow.py).
+"""
 
 import os
 
@@ -6,4 +12,13 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentfield_project.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be set up first)
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from agentfield_project.flow import FlowControl  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {"http": FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",))},
+)

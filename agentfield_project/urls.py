@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("nodes.api.urls")),
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("executions.urls")),
 ]

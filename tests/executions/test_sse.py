@@ -1,0 +1,181 @@
+"""The lifecycle event stream against a real daphne server, with events written by another process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from urllib.parse import quote
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+
+from tests.processes import ROOT, base_env, http, wait_until
+from tests.sse_client import Stream
+
+pytestmark = pytest.mark.e2e
+
+
+def write(db_url: str, *commands: tuple[str, ...]) -> list[int]:
+    """Run the event writer in its own process; returns the ids of the events it committed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.executions.event_writer", json.dumps(commands)],
+        cwd=ROOT,
+        env=base_env(db_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return [int(line) for line in done.stdout.split()]
+
+
+def session_cookie(username: str = "staff", is_staff: bool = True) -> dict[str, str]:
+    user = User.objects.create_user(username, password="unused-password", is_staff=is_staff)
+    client = Client()
+    client.force_login(user)
+    return {"Cookie": f"sessionid={client.cookies['sessionid'].value}"}
+
+
+def subscribers(url: str, cookie: dict[str, str]) -> int:
+    status, body, _ = http("GET", f"{url}/api/ui/v1/executions/events/stats", headers=cookie)
+    assert status == 200, body
+    return body["subscribers"]
+
+
+@pytest.fixture
+def staff(db_url) -> dict[str, str]:
+    return session_cookie()
+
+
+def test_stream_is_refused_to_anonymous_and_non_staff_users(launch, db_url):
+    url = launch.server()
+    status, body, _ = http("GET", f"{url}/api/ui/v1/executions/events")
+    assert status == 401 and body["error"] == "authentication required"
+    status, body, _ = http("GET", f"{url}/api/ui/v1/executions/events", headers=session_cookie("user", False))
+    assert status == 403 and body["error"] == "staff access required"
+    assert http("GET", f"{url}/api/ui/v1/executions/events/stats")[0] == 401
+
+
+def test_lifecycle_frames_from_another_process_arrive_in_order(launch, db_url, staff):
+    url = launch.server()
+    with Stream(url, headers=staff) as stream:
+        assert stream.status == 200
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        assert stream.headers["Cache-Control"] == "no-cache"
+        assert stream.headers["X-Accel-Buffering"] == "no"
+        assert "Content-Encoding" not in stream.headers
+        (connected,) = stream.frames(1)
+        assert connected.type == "connected" and connected.id is None and connected.lines[0].startswith("data: ")
+
+        ids = write(
+            db_url,
+            ("create", "exec_a", "echo.echo"),
+            ("create", "exec_b", "echo.shout"),
+            ("complete", "exec_a"),
+            ("fail", "exec_b", "boom\n\nevent: x\ndata: y"),
+        )
+        frames = stream.frames(4)
+
+    assert [frame.id for frame in frames] == ids == sorted(ids)
+    assert [(frame.type, frame.data["execution_id"], frame.data["status"]) for frame in frames] == [
+        ("execution_queued", "exec_a", "queued"),
+        ("execution_queued", "exec_b", "queued"),
+        ("execution_completed", "exec_a", "succeeded"),
+        ("execution_failed", "exec_b", "failed"),
+    ]
+    first = frames[0].data
+    assert first["workflow_id"] == first["run_id"] == "run_exec_a"
+    assert first["agent_node_id"] == "echo" and first["target"] == "echo.echo"
+    assert first["timestamp"].endswith("Z")
+
+
+def test_resume_replays_exactly_the_missed_events_then_goes_live(launch, db_url, staff):
+    url = launch.server()
+    write(db_url, ("create", "exec_old"))
+    with Stream(url, headers=staff) as stream:
+        stream.frames(1)
+        seen = write(db_url, ("create", "exec_1"), ("create", "exec_2"))
+        assert [frame.id for frame in stream.frames(2)] == seen
+    missed = write(db_url, ("complete", "exec_1"), ("create", "exec_3"), ("complete", "exec_2"))
+
+    with Stream(url, headers={**staff, "Last-Event-ID": str(seen[-1])}) as stream:
+        connected, *replayed = stream.frames(4)
+        assert connected.type == "connected" and connected.data["last_event_id"] == seen[-1]
+        assert [frame.id for frame in replayed] == missed
+        live = write(db_url, ("complete", "exec_3"))
+        (frame,) = stream.frames(1)
+        assert frame.id == live[0] and frame.data["execution_id"] == "exec_3"
+
+    with Stream(url, query=f"last_event_id={missed[0]}", headers=staff) as stream:
+        assert [frame.id for frame in stream.frames(4)[1:]] == missed[1:] + live
+
+
+def test_bad_last_event_id_is_a_400(launch, db_url, staff):
+    url = launch.server()
+    for value in ["abc", "-1", "1e9999", "9223372036854775808", str(2**64), "5, 6", "0x10", "+5"]:
+        with Stream(url, headers={**staff, "Last-Event-ID": value}) as stream:
+            assert stream.status == 400, value
+            assert "Last-Event-ID" in stream.json()["error"]
+        with Stream(url, query=f"last_event_id={quote(value)}", headers=staff) as stream:
+            assert stream.status == 400, value
+    with Stream(url, headers={**staff, "Last-Event-ID": str(2**63 - 1)}) as stream:
+        assert stream.status == 200 and stream.frames(1)[0].data["last_event_id"] == 2**63 - 1
+
+
+def test_filters_keep_only_the_matching_execution(launch, db_url, staff):
+    url = launch.server()
+    with (
+        Stream(url, query="execution_id=exec_b", headers=staff) as by_id,
+        Stream(url, query="target=echo.shout", headers=staff) as by_target,
+        Stream(url, query="run_id=run_exec_a", headers=staff) as by_run,
+    ):
+        for stream in (by_id, by_target, by_run):
+            stream.frames(1)
+        write(
+            db_url,
+            ("create", "exec_a", "echo.echo"),
+            ("create", "exec_b", "echo.shout"),
+            ("complete", "exec_a"),
+            ("complete", "exec_b"),
+        )
+        assert [f.type for f in by_id.frames(2)] == ["execution_queued", "execution_completed"]
+        assert {f.data["execution_id"] for f in by_target.frames(2)} == {"exec_b"}
+        assert {f.data["execution_id"] for f in by_run.frames(2)} == {"exec_a"}
+
+
+def test_disconnected_clients_leave_no_subscription_behind(launch, db_url, staff):
+    url = launch.server()
+    streams = [Stream(url, headers=staff) for _ in range(3)]
+    for stream in streams:
+        stream.frames(1)
+    assert subscribers(url, staff) == 3
+    for stream in streams:
+        stream.close()
+    wait_until(lambda: subscribers(url, staff) == 0, timeout=10, message="subscriptions to end")
+
+
+def test_heartbeats_arrive_while_idle(launch, db_url, staff):
+    url = launch.server(AGENTFIELD_SSE_HEARTBEAT_SECONDS=0.2)
+    with Stream(url, headers=staff) as stream:
+        connected, *beats = stream.frames(4, skip_heartbeats=False)
+    assert connected.data["heartbeat_seconds"] == 0.2
+    assert [beat.type for beat in beats] == ["heartbeat"] * 3
+    assert all(beat.id is None and beat.data["timestamp"].endswith("Z") for beat in beats)
+
+
+def test_listener_reconnects_and_backfills_after_its_connection_is_killed(launch, db_url, staff):
+    url = launch.server(AGENTFIELD_SSE_POLL_SECONDS=30)
+    with Stream(url, headers=staff) as stream:
+        stream.frames(1)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
+                ["agentfield-event-listener"],
+            )
+            assert cursor.fetchall() == [(True,)]
+        ids = write(db_url, ("create", "exec_gap"))
+        assert [frame.id for frame in stream.frames(1, timeout=20)] == ids
+    assert "event listener lost its connection" in launch.server_process.output()
