@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -27,6 +28,8 @@ from agentfield_project.flow import ALWAYS_WRITABLE, SCOPE_KEY, Writability
 from executions import events, listener
 from executions.hub import Hub, Matcher, Subscription
 from executions.models import ExecutionEvent
+
+logger = logging.getLogger(__name__)
 
 MAX_EVENT_ID = 2**63 - 1
 FILTERS = {"execution_id": "execution_id", "run_id": "run_id", "workflow_id": "run_id", "target": "target"}
@@ -149,6 +152,10 @@ async def _stream(hub: Hub, after: int | None, filters: dict[str, str], flow: Wr
         await _release_database()
         async for data in _live(subscription, last, flow, settings.AGENTFIELD_SSE_HEARTBEAT_SECONDS):
             yield data
+        if subscription.overflowed:
+            logger.warning(
+                "event stream fell %d events behind; ending it (the client resumes by id)", subscription.capacity
+            )
     finally:
         hub.unsubscribe(subscription)
         flow.listeners.remove(subscription.wake)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
 from urllib.parse import quote
@@ -179,3 +181,42 @@ def test_listener_reconnects_and_backfills_after_its_connection_is_killed(launch
         ids = write(db_url, ("create", "exec_gap"))
         assert [frame.id for frame in stream.frames(1, timeout=20)] == ids
     assert "event listener lost its connection" in launch.server_process.output()
+
+
+def test_a_client_that_stops_reading_is_cut_off_and_resumes_from_the_table(launch, db_url, staff):
+    url = launch.server(AGENTFIELD_SSE_CLIENT_QUEUE=5)
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that never reads
+        slow.connect((host, int(port)))
+        slow.sendall(
+            f"GET /api/ui/v1/executions/events HTTP/1.1\r\nHost: {host}\r\n{cookie_line(staff)}\r\n\r\n".encode()
+        )
+        wait_until(lambda: subscribers(url, staff) == 1, timeout=10)
+        ids = write(db_url, ("burst", "exec_big_", "120", str(64 * 1024)))
+        wait_until(lambda: subscribers(url, staff) == 0, timeout=30, message="the unread stream to be ended")
+        assert "fell 5 events behind" in launch.server_process.output()
+
+        received = read_until_end(slow)
+    delivered = [int(value) for value in re.findall(rb"\nid: (\d+)\n", b"\n" + received)]
+    assert delivered == ids[: len(delivered)] and len(delivered) < len(ids)
+
+    with Stream(url, headers={**staff, "Last-Event-ID": str(delivered[-1])}) as stream:
+        rest = stream.frames(1 + len(ids) - len(delivered), timeout=30)[1:]
+    assert [frame.id for frame in rest] == ids[len(delivered) :]
+
+
+def cookie_line(headers: dict[str, str]) -> str:
+    return "".join(f"{name}: {value}" for name, value in headers.items())
+
+
+def read_until_end(sock: socket.socket, timeout: float = 30.0) -> bytes:
+    """Everything the server sent, up to the chunked body's terminator."""
+    sock.settimeout(timeout)
+    received = b""
+    while not received.endswith(b"\r\n0\r\n\r\n"):
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        received += chunk
+    return received
