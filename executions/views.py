@@ -97,6 +97,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "oldest_queued_age": overview.age_text(oldest, now),
         "bars": bars,
         "finished_last_hour": sum(bar.finished for bar in bars),
+        "peak": max(bar.finished for bar in bars),
         "chart": {"width": overview.CHART_WIDTH, "height": overview.CHART_HEIGHT},
         "section": "queue",
     }

@@ -23,6 +23,11 @@
     return td;
   }
 
+  function shortTime(iso) {
+    // The server renders "YYYY-MM-DD HH:MM:SS" (UTC); show stream timestamps the same way.
+    return String(iso || "").replace("T", " ").slice(0, 19);
+  }
+
   function executionRow(event) {
     const row = document.createElement("tr");
     row.dataset.executionId = event.execution_id;
@@ -36,9 +41,9 @@
     setStatus(status, event.status);
     const statusCell = document.createElement("td");
     statusCell.appendChild(status);
-    const updated = cell(event.timestamp);
+    const updated = cell(shortTime(event.timestamp));
     updated.dataset.field = "updated";
-    row.append(first, cell(event.target), statusCell, cell(""), cell(event.workflow_id, "mono"), cell(event.timestamp), updated);
+    row.append(first, cell(event.target), statusCell, cell("0"), cell(event.workflow_id, "mono"), cell(shortTime(event.timestamp)), updated);
     return row;
   }
 
@@ -62,7 +67,7 @@
     }
     setStatus(row.querySelector('[data-field="status"]'), event.status);
     const updated = row.querySelector('[data-field="updated"]');
-    if (updated) updated.textContent = event.timestamp;
+    if (updated) updated.textContent = shortTime(event.timestamp);
     row.classList.remove("flash");
     void row.offsetWidth;
     row.classList.add("flash");
