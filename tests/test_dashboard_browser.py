@@ -8,8 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from tests.executions.test_sse import write
-from tests.processes import ARTIFACTS
+from tests.processes import ARTIFACTS, http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -39,6 +38,15 @@ def browser(users):
         chromium.close()
 
 
+def fire(url: str) -> str:
+    """Register a node and fire an async execution through the API; returns its id."""
+    node = {"id": "echo", "base_url": "http://127.0.0.1:9", "reasoners": [{"id": "echo"}], "skills": []}
+    assert http("POST", f"{url}/api/v1/nodes/register", node)[0] == 201
+    status, body, _ = http("POST", f"{url}/api/v1/execute/async/echo.echo", {"input": {"note": "<b>not bold</b>"}})
+    assert status == 202, body
+    return body["execution_id"]
+
+
 def log_in(page, url: str, username: str) -> None:
     page.goto(f"{url}/admin/login/?next=/dashboard/")
     page.fill("#id_username", username)
@@ -53,25 +61,25 @@ def test_a_row_changes_from_queued_to_succeeded_live(launch, db_url, browser):
     page.wait_for_url(f"{url}/dashboard/")
     page.wait_for_selector('#stream-state[data-state="live"]', timeout=15_000)
 
-    write(db_url, ("create", "exec_browser", "echo.echo", "<b>not bold</b>"))  # as the API would
-    status = page.locator('tr[data-execution-id="exec_browser"] [data-field="status"]')
+    execution_id = fire(url)
+    status = page.locator(f'tr[data-execution-id="{execution_id}"] [data-field="status"]')
     status.wait_for(timeout=15_000)
     assert status.text_content() == "queued"
     page.evaluate("window.__notReloaded = true")
 
-    write(db_url, ("complete", "exec_browser"))  # another process finishes it
-    page.wait_for_function(
-        """() => document.querySelector('tr[data-execution-id="exec_browser"] [data-field="status"]')
-                     .textContent === 'succeeded'""",
-        timeout=15_000,
-    )
+    # The agent's completion callback, as the SDK sends it (no dispatcher runs in this test).
+    body = {"status": "succeeded", "result": {"answer": "<i>42</i>"}}
+    assert http("POST", f"{url}/api/v1/executions/{execution_id}/status", body)[0] == 200
+    status_text = f'() => document.querySelector(\'tr[data-execution-id="{execution_id}"] [data-field="status"]\')'
+    page.wait_for_function(f"{status_text}.textContent === 'succeeded'", timeout=15_000)
     assert page.evaluate("window.__notReloaded") is True
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
 
-    page.goto(f"{url}/dashboard/executions/exec_browser/")
-    assert page.locator("h1").text_content() == "exec_browser"
-    assert "<b>not bold</b>" in page.locator("#timeline").text_content()  # shown as text, not markup
+    page.goto(f"{url}/dashboard/executions/{execution_id}/")
+    assert page.locator("h1").text_content() == execution_id
+    assert "<b>not bold</b>" in page.locator("pre").first.text_content()  # shown as text, not markup
+    assert "<i>42</i>" in page.locator("pre").nth(1).text_content()
     page.screenshot(path=str(ARTIFACTS / "dashboard-execution.png"), full_page=True)
     page.goto(f"{url}/dashboard/queue/")
     page.screenshot(path=str(ARTIFACTS / "dashboard-queue.png"), full_page=True)
