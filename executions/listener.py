@@ -80,15 +80,18 @@ class Listener:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    **connection_params(), autocommit=True, application_name=APPLICATION_NAME
+                    **connection_params(), autocommit=True, application_name=APPLICATION_NAME, connect_timeout=10
                 ) as conn:
                     delay = 0.2
                     await self.session(conn)
             except (psycopg.Error, OSError) as error:
-                self.hub.listener_connected = False
                 logger.warning("event listener lost its connection (%s); retrying in %.1fs", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, settings.AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS)
+            except Exception:
+                # A bug must not silence every open stream of this process: log it and start over.
+                logger.exception("event listener failed; retrying in %.1fs", delay)
+            self.hub.listener_connected = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS)
 
     async def session(self, conn: psycopg.AsyncConnection) -> None:
         """LISTEN, then alternate catching up with the table and waiting for the next wake-up."""

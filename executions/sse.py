@@ -101,7 +101,9 @@ async def _writable(subscription: Subscription, flow: Writability) -> bool:
     return not subscription.overflowed
 
 
-async def _replay(subscription: Subscription, after: int, filters: dict[str, str], flow: Writability):
+async def _replay(
+    subscription: Subscription, after: int, filters: dict[str, str], flow: Writability
+) -> AsyncIterator[tuple[int, bytes]]:
     """Frames of the stored events after `after`, page by page; yields (id, frame)."""
     while await _writable(subscription, flow):
         page = await _replay_page(after, filters)
@@ -135,7 +137,7 @@ async def _live(subscription: Subscription, last: int, flow: Writability, heartb
             pass
 
 
-async def _stream(hub: Hub, after: int | None, filters: dict[str, str], flow: Writability):
+async def _stream(hub: Hub, after: int | None, filters: dict[str, str], flow: Writability) -> AsyncIterator[bytes]:
     """The whole response body: subscribe, connected, replay, live; always unsubscribes when it ends."""
     # Subscribing here, not in the view: a body that is never iterated then holds nothing.
     subscription = hub.subscribe(matcher(filters), settings.AGENTFIELD_SSE_CLIENT_QUEUE)

@@ -11,9 +11,12 @@ from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
+from django.utils import timezone
 
+from executions import events
+from executions.models import ExecutionEvent
 from tests.processes import ROOT, base_env, http, wait_until
 from tests.sse_client import Stream
 
@@ -220,3 +223,17 @@ def read_until_end(sock: socket.socket, timeout: float = 30.0) -> bytes:
             break
         received += chunk
     return received
+
+
+def test_an_event_whose_notification_was_lost_arrives_by_polling(launch, db_url, staff):
+    url = launch.server(AGENTFIELD_SSE_POLL_SECONDS=0.3)
+    with Stream(url, headers=staff) as stream:
+        stream.frames(1)
+        with transaction.atomic():  # the row, but no pg_notify
+            (event_id,) = events.allocate_ids(1)
+            ExecutionEvent.objects.create(
+                id=event_id, execution_id="exec_quiet", run_id="run_q", node_id="n", target="n.r",
+                type=events.QUEUED, status="queued", created_at=timezone.now(),
+            )  # fmt: skip
+        (frame,) = stream.frames(1)
+    assert (frame.id, frame.data["execution_id"]) == (event_id, "exec_quiet")
