@@ -22,6 +22,11 @@ from tests.sse_client import Stream
 
 pytestmark = pytest.mark.e2e
 
+RESERVE_ONE_ID = """
+INSERT INTO executions_eventcounter (id, value) VALUES (1, 1)
+ON CONFLICT (id) DO UPDATE SET value = executions_eventcounter.value + 1 RETURNING value
+"""
+
 
 def write(db_url: str, *commands: tuple[str, ...]) -> list[int]:
     """Run the event writer in its own process; returns the ids of the events it committed."""
@@ -229,8 +234,9 @@ def test_an_event_whose_notification_was_lost_arrives_by_polling(launch, db_url,
     url = launch.server(AGENTFIELD_SSE_POLL_SECONDS=0.3)
     with Stream(url, headers=staff) as stream:
         stream.frames(1)
-        with transaction.atomic():  # the row, but no pg_notify
-            (event_id,) = events.allocate_ids(1)
+        with transaction.atomic(), connection.cursor() as cursor:  # the row, but no pg_notify
+            cursor.execute(RESERVE_ONE_ID)
+            (event_id,) = cursor.fetchone()
             ExecutionEvent.objects.create(
                 id=event_id, execution_id="exec_quiet", run_id="run_q", node_id="n", target="n.r",
                 type=events.QUEUED, status="queued", created_at=timezone.now(),
