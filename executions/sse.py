@@ -78,6 +78,14 @@ def frame(payload: dict[str, Any], event_id: int | None = None, retry_ms: int | 
     return f"{head}data: {json.dumps(payload, separators=(',', ':'), default=str)}\n{tail}\n".encode()
 
 
+def event_frame(event: ExecutionEvent) -> bytes:
+    """The event's frame, encoded once however many streams send it."""
+    encoded = getattr(event, "_sse_frame", None)
+    if encoded is None:
+        encoded = event._sse_frame = frame(events.as_frame(event), event.id)
+    return encoded
+
+
 def _now() -> str:
     return timezone.now().isoformat().replace("+00:00", "Z")
 
@@ -108,7 +116,7 @@ async def _replay(
     while await _writable(subscription, flow):
         page = await _replay_page(after, filters)
         for event in page:
-            yield event.id, frame(events.as_frame(event), event.id)
+            yield event.id, event_frame(event)
         if len(page) < REPLAY_PAGE:
             return
         after = page[-1].id
@@ -122,7 +130,7 @@ async def _live(subscription: Subscription, last: int, flow: Writability, heartb
             event = subscription.pending.popleft()
             if event.id > last:
                 last = event.id
-                yield frame(events.as_frame(event), event.id)
+                yield event_frame(event)
             continue
         delay = next_beat - time.monotonic()
         if delay <= 0:
