@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min
+from django.db.models import Count, Max, Min
 from django.db.models.functions import TruncMinute
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -22,6 +22,11 @@ from webhooks.services import attempts_for
 LIST_LIMIT = 100
 
 
+def newest_event_id() -> int:
+    """Read before the page's data: the browser's stream resumes after it, so no change slips by."""
+    return ExecutionEvent.objects.aggregate(newest=Max("id"))["newest"] or 0
+
+
 def pretty(value: Any) -> str:
     """Indented JSON for a <pre> block (the template escapes it)."""
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
@@ -30,19 +35,22 @@ def pretty(value: Any) -> str:
 @dashboard_view
 def executions(request: HttpRequest) -> HttpResponse:
     """The newest executions, optionally of one status; rows change live from the stream."""
+    stream_from = newest_event_id()
     rows = Execution.objects.only(
         "id", "run_id", "node_id", "target_name", "status", "attempt", "created_at", "updated_at", "duration_ms"
     )
     status = request.GET.get("status", "")
     if status in Status.values:
         rows = rows.filter(status=status)
-    context = {"executions": rows[:LIST_LIMIT], "statuses": Status.choices, "status": status, "section": "executions"}
+    context = {"executions": rows[:LIST_LIMIT], "statuses": Status.choices, "status": status}
+    context |= {"section": "executions", "stream_from": stream_from}
     return render(request, "dashboard/executions.html", context)
 
 
 @dashboard_view
 def execution(request: HttpRequest, execution_id: str) -> HttpResponse:
     """One execution: timeline, trace, its run's memory checkpoints, webhook attempts, input, result."""
+    stream_from = newest_event_id()
     record = get_object_or_404(Execution, pk=execution_id)
     memory = MemoryEntry.objects.filter(scope=MemoryEntry.Scope.WORKFLOW, scope_id=record.run_id)
     context = {
@@ -61,6 +69,7 @@ def execution(request: HttpRequest, execution_id: str) -> HttpResponse:
         "result_json": pretty(record.result) if record.result is not None else "",
         "context_json": pretty(record.context) if record.context else "",
         "section": "executions",
+        "stream_from": stream_from,
     }
     return render(request, "dashboard/execution.html", context)
 
@@ -81,6 +90,7 @@ def nodes(request: HttpRequest) -> HttpResponse:
 def queue(request: HttpRequest) -> HttpResponse:
     """Counts by status, the age of the oldest queued execution, and the last hour's throughput."""
     now = timezone.now()
+    stream_from = newest_event_id()
     counts = dict(Execution.objects.values_list("status").annotate(n=Count("id")).order_by())
     oldest = Execution.objects.filter(status=Status.QUEUED).aggregate(oldest=Min("created_at"))["oldest"]
     finished = (
@@ -100,5 +110,6 @@ def queue(request: HttpRequest) -> HttpResponse:
         "peak": max(bar.finished for bar in bars),
         "chart": {"width": overview.CHART_WIDTH, "height": overview.CHART_HEIGHT},
         "section": "queue",
+        "stream_from": stream_from,
     }
     return render(request, "dashboard/queue.html", context)

@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from executions import events
-from executions.models import Execution, MemoryEntry, TraceEntry
+from executions.models import Execution, ExecutionEvent, MemoryEntry, TraceEntry
 from nodes.models import Node
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +54,12 @@ def test_staff_see_every_page(page):
     response = staff_client().get(page)
     assert response.status_code == 200
     assert b"/static/dashboard/dashboard.js" in response.content
+
+
+def test_the_list_tells_the_browser_where_its_stream_resumes():
+    execution("exec_x")
+    newest = ExecutionEvent.objects.order_by("-id").values_list("id", flat=True).first()
+    assert f'data-stream-from="{newest}"' in staff_client().get("/dashboard/").content.decode()
 
 
 def test_the_execution_page_shows_timeline_trace_memory_and_escapes_what_agents_wrote():

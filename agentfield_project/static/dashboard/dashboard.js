@@ -99,12 +99,15 @@
   }
 
   function connect() {
-    let url = body.dataset.streamUrl;
+    // Resume right after the newest event the server had when it rendered this page; on a
+    // reconnect the browser sends Last-Event-ID, which takes precedence.
+    const params = new URLSearchParams();
+    if (body.dataset.streamFrom) params.set("last_event_id", body.dataset.streamFrom);
     if (page === "execution") {
-      const heading = document.querySelector("h1[data-execution-id]");
-      url += "?execution_id=" + encodeURIComponent(heading.dataset.executionId);
+      params.set("execution_id", document.querySelector("h1[data-execution-id]").dataset.executionId);
     }
-    const source = new EventSource(url);
+    const query = params.toString();
+    const source = new EventSource(body.dataset.streamUrl + (query ? "?" + query : ""));
     source.onopen = function () { setState("live", "live"); };
     source.onerror = function () { setState("reconnecting", "reconnecting…"); };
     source.onmessage = function (message) {
