@@ -14,6 +14,8 @@ from django.utils import timezone
 from executions import events
 from executions.models import Execution, ExecutionEvent, MemoryEntry, TraceEntry
 from nodes.models import Node
+from tests.webhooks.factories import delivery
+from webhooks.models import DeliveryAttempt
 
 pytestmark = pytest.mark.django_db
 
@@ -131,3 +133,16 @@ def test_the_admin_links_to_the_dashboard():
     client = Client()
     client.login(username="admin", password="unused-password")
     assert 'href="/dashboard/"' in client.get("/admin/").content.decode()
+
+
+def test_the_execution_page_lists_webhook_attempts_with_escaped_errors():
+    now = timezone.now()
+    execution("exec_x", webhook_registered=True)
+    sent = delivery("https://hooks.example.com/in", now, execution_id="exec_x")
+    DeliveryAttempt.objects.create(delivery=sent, number=1, started_at=now, status_code=500, error=HOSTILE)
+    DeliveryAttempt.objects.create(delivery=sent, number=2, started_at=now, status_code=200, succeeded=True)
+
+    html = staff_client().get("/dashboard/executions/exec_x/").content.decode()
+
+    assert "status-failed" in html and "status-delivered" in html
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
