@@ -3,7 +3,7 @@
 HTTP (the JSON API, admin, dashboard and the SSE event stream, an async view) goes to Django.
 Static files (dashboard and admin assets: the machines are offline, no CDN) are served from the
 apps' and project's static directories. The stream's path gets Twisted back-pressure through
-FlowControl (see agentfield_project/flow.py).
+FlowControl (see agentfield_project/flow.py). WebSockets are refused.
 """
 
 import os
@@ -19,6 +19,18 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from agentfield_project.flow import FlowControl  # noqa: E402
 
+
+async def refuse_websocket(scope, receive, send):
+    """WebSockets (the SDK's optional memory-events socket) are refused cleanly."""
+    # Closing before accepting makes daphne answer the handshake with 403 (not a 500 and a
+    # traceback); the SDK tolerates it and gives up after a few tries.
+    await receive()
+    await send({"type": "websocket.close", "code": 1000})
+
+
 application = ProtocolTypeRouter(
-    {"http": FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",))},
+    {
+        "http": FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",)),
+        "websocket": refuse_websocket,
+    }
 )

@@ -8,5 +8,6 @@ urlpatterns = [
     path("", include("nodes.api.urls")),
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("executions.api.memory_urls")),
     path("", include("executions.urls")),
 ]

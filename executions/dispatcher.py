@@ -190,6 +190,9 @@ class ExecutionDispatcher:
             alive_seconds=settings.AGENTFIELD_NODE_LIVENESS_SECONDS,
         )
         for item in claimed:
+            if item.execution.node_instance_id and item.execution.node_instance_id == item.instance_id:
+                self._resume(item, now)
+                continue
             if item.execution.attempt > item.execution.max_attempts:
                 # Claimed again and again without an outcome: dispatchers keep dying on it.
                 self._give_up(item, now)
@@ -197,6 +200,12 @@ class ExecutionDispatcher:
             self._in_flight += 1
             self._pool.submit(self._call, item, timeout)
         return bool(claimed)
+
+    def _resume(self, item: Claimed, now: datetime) -> None:
+        try:
+            item.execution.resume_waiting(item.execution.lease_token, now)
+        except InvalidTransition:
+            pass
 
     def _give_up(self, item: Claimed, now: datetime) -> None:
         execution = item.execution

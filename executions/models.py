@@ -18,6 +18,7 @@ from django.db.models import F, Q
 
 from executions import events
 from executions.exceptions import InvalidTransition
+from executions.notifications import enqueue_webhooks
 
 
 class Status(models.TextChoices):
@@ -227,11 +228,8 @@ class Execution(models.Model):
                 updated_at=now,
                 **fields,
             )
-            if self.webhook_registered:
-                from executions.notifications import enqueue_webhook
-
-                enqueue_webhook(self, now)
-            events.record(self, events.TERMINAL_EVENT[status], now)
+            channels = enqueue_webhooks([self], now)
+            events.record(self, events.TERMINAL_EVENT[status], now, notify=channels)
 
     def requeue(
         self, now: datetime, run_at: datetime, reason: str, lease_token: uuid.UUID | None = None, refund: bool = False
@@ -251,12 +249,29 @@ class Execution(models.Model):
                 status=Status.QUEUED,
                 run_at=run_at,
                 lease_token=None,
-                node_instance_id="",
                 error=reason,
                 updated_at=now,
             )
             data = {"reason": reason, "attempt": self.attempt}
             events.record(self, events.RETRYING, now, data, notify=(events.DISPATCH_CHANNEL,))
+
+    def resume_waiting(self, lease_token: uuid.UUID, now: datetime) -> None:
+        """Running again without a new dispatch: the agent instance we gave up on is alive.
+
+        Heartbeats can pause (a blocked event loop) while the process still holds the work;
+        dispatching it again would run it twice, so wait for that instance's callback instead
+        and give the claim's attempt back.
+        """
+        with transaction.atomic():
+            self._transition(
+                (Status.QUEUED,),
+                Q(lease_token=lease_token),
+                status=Status.RUNNING,
+                attempt=F("attempt") - 1,
+                lease_token=None,
+                updated_at=now,
+            )
+            events.record(self, events.STARTED, now, {"resumed": True, "instance_id": self.node_instance_id})
 
     def reset_for_retry(self, now: datetime) -> None:
         """Staff re-queue of a finished execution: a fresh series of attempts under the same ids."""
