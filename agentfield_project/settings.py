@@ -154,3 +154,6 @@ AGENTFIELD_WEBHOOK_ALLOWED_CIDRS = env.list("AGENTFIELD_WEBHOOK_ALLOWED_CIDRS", 
 # --- events (SSE) ----------------------------------------------------------------------------
 AGENTFIELD_SSE_HEARTBEAT_SECONDS = env.float("AGENTFIELD_SSE_HEARTBEAT_SECONDS", default=30.0)
 AGENTFIELD_SSE_CLIENT_QUEUE = env.int("AGENTFIELD_SSE_CLIENT_QUEUE", default=1000)
+# The listener re-reads the event table this often even without a notification (a safety net).
+AGENTFIELD_SSE_POLL_SECONDS = env.float("AGENTFIELD_SSE_POLL_SECONDS", default=5.0)
+AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS = env.float("AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS", default=5.0)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("executions.api.memory_urls")),
+    path("", include("executions.urls")),
 ]
 
 handler404 = "agentfield_project.exceptions.page_not_found"

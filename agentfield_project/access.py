@@ -1,0 +1,33 @@
+"""Who may watch every execution: the one place the event stream and the dashboard ask.
+
+Today that is a logged-in staff user (Django's session). API keys will plug in here: add a
+check of the request's `Authorization` / `X-Api-Key` header to `stream_denial` and every caller
+follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, JsonResponse
+
+
+def may_watch_all(user) -> bool:
+    """Staff users may see every execution, its input, result and trace."""
+    return bool(user and user.is_active and user.is_staff)
+
+
+async def stream_denial(request: HttpRequest) -> JsonResponse | None:
+    """None when the request may read the stream of all executions, else the JSON 401/403 to send."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return JsonResponse({"error": "authentication required", "code": "not_authenticated"}, status=401)
+    if not may_watch_all(user):
+        return JsonResponse({"error": "staff access required", "code": "permission_denied"}, status=403)
+    return None
+
+
+def dashboard_view(view: Callable) -> Callable:
+    """Decorate an HTML view: staff only; anyone else is sent to the admin login page."""
+    return staff_member_required(view)
