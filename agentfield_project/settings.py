@@ -69,7 +69,13 @@ def _database() -> dict:
         from agentfield_project.devdb import ensure_running
 
         config = {"ENGINE": "django.db.backends.postgresql", **ensure_running()}
-    config.setdefault("CONN_MAX_AGE", 0)
+    # A connection pool per process: opening a connection (a PostgreSQL backend fork) costs more
+    # than a request, and under ASGI each request may run in its own thread, so per-thread
+    # persistent connections (CONN_MAX_AGE) would pile up.
+    config["CONN_MAX_AGE"] = 0
+    pool_size = env.int("AGENTFIELD_DB_POOL_SIZE", default=8)
+    if pool_size > 0:
+        config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 30}
     config["CONN_HEALTH_CHECKS"] = True
     # Long transactions pin the xmin horizon and bloat the queue tables; nothing here needs one.
     config.setdefault("OPTIONS", {}).setdefault("options", "-c idle_in_transaction_session_timeout=60000")
