@@ -25,7 +25,10 @@ def _message(detail) -> str:
     if isinstance(detail, list):
         return "; ".join(_message(item) for item in detail)
     if isinstance(detail, dict):
-        return "; ".join(f"{key}: {_message(value)}" for key, value in detail.items())
+        return "; ".join(
+            _message(value) if key == "non_field_errors" else f"{key}: {_message(value)}"
+            for key, value in detail.items()
+        )
     return str(detail)
 
 

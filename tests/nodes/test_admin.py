@@ -1,0 +1,60 @@
+"""Staff see each node's derived liveness in the admin and can filter by it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from nodes import services
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    user = get_user_model().objects.create_superuser("root", "root@localhost", "pw-for-tests")
+    client.force_login(user)
+    return client
+
+
+def _nodes() -> None:
+    now = timezone.now()
+    base = {"base_url": "http://localhost:8001", "instance_id": "i1", "version": "1.2.3"}
+    services.register_node({**base, "id": "fresh", "reasoners": [{"id": "echo"}], "skills": [{"id": "shout"}]}, now)
+    services.register_node({**base, "id": "stale", "base_url": "http://old-host:9"}, now - timedelta(hours=1))
+    services.register_node({**base, "id": "gone"}, now)
+    services.shutdown("gone", now)
+
+
+def test_changelist_shows_liveness_reasoners_skills_and_version(staff_client):
+    _nodes()
+    page = staff_client.get("/admin/nodes/node/").content.decode()
+    for text in ("fresh", "stale", "gone", "active", "inactive", "offline", "echo", "shout", "1.2.3"):
+        assert text in page
+
+
+@pytest.mark.parametrize(("health", "shown", "hidden"), [("active", "fresh", "stale"), ("inactive", "stale", "gone")])
+def test_changelist_filters_by_liveness(staff_client, health, shown, hidden):
+    _nodes()
+    page = staff_client.get(f"/admin/nodes/node/?liveness={health}").content.decode()
+    assert f">{shown}<" in page and f">{hidden}<" not in page
+
+
+def test_changelist_searches_by_base_url(staff_client):
+    _nodes()
+    page = staff_client.get("/admin/nodes/node/?q=old-host").content.decode()
+    assert ">stale<" in page and ">fresh<" not in page
+
+
+def test_detail_pretty_prints_the_registered_json(staff_client):
+    _nodes()
+    page = staff_client.get("/admin/nodes/node/fresh/change/").content.decode()
+    assert "<pre>[\n  {\n    &quot;id&quot;: &quot;echo&quot;\n  }\n]</pre>" in page
+
+
+def test_admin_requires_a_staff_login(client):
+    response = client.get("/admin/nodes/node/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
