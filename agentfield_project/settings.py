@@ -98,8 +98,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("AGENTFIELD_MAX_BODY_BYTES", default=16 * 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["agentfield_project.parsers.StrictJSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    # An API key (X-API-Key / Bearer) once any key exists; staff sessions (CSRF-checked) for the dashboard.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "nodes.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["nodes.auth.HasApiKey"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "agentfield_project.exceptions.exception_handler",
 }
@@ -120,6 +124,10 @@ LOGGING = {
 # --- nodes -----------------------------------------------------------------------------------
 # A node is `active` while its last heartbeat is younger than this (SDK agents beat every 2 s).
 AGENTFIELD_NODE_LIVENESS_SECONDS = env.float("AGENTFIELD_NODE_LIVENESS_SECONDS", default=7.0)
+# How long a process trusts its cached set of active API keys (a revocation reaches it within this).
+AGENTFIELD_API_KEY_CACHE_SECONDS = env.float("AGENTFIELD_API_KEY_CACHE_SECONDS", default=5.0)
+# `manage.py serve` refuses a non-loopback address while no API key exists, unless this is true.
+AGENTFIELD_ALLOW_INSECURE_BIND = env.bool("AGENTFIELD_ALLOW_INSECURE_BIND", default=False)
 
 # --- executions ------------------------------------------------------------------------------
 AGENTFIELD_EXECUTION_MAX_ATTEMPTS = env.int("AGENTFIELD_EXECUTION_MAX_ATTEMPTS", default=5)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from nodes import liveness
-from nodes.models import Node
+from nodes import auth, liveness
+from nodes.models import ApiKey, Node
 
 JSON_FIELDS = ("reasoners", "skills", "communication_config", "features", "metadata")
 
@@ -96,3 +98,39 @@ class NodeAdmin(admin.ModelAdmin):
     @admin.display(description="metadata")
     def metadata_pretty(self, node: Node) -> str:
         return _pretty_json(node.metadata)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Create (the key is shown once, on the page that answers the form) and revoke API keys."""
+
+    list_display = ("name", "prefix", "active", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "prefix")
+    actions = ("revoke",)
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+        return ("name",) if obj is None else ("name", *self.readonly_fields)
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False  # a key is created or revoked, never edited
+
+    @admin.display(boolean=True)
+    def active(self, key: ApiKey) -> bool:
+        return key.revoked_at is None
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        self._raw_key = auth.assign_new_key(obj)
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
+        # Rendered straight into this response: the key never passes through the message cookie.
+        context = {**self.admin_site.each_context(request), "key": obj, "raw_key": self._raw_key,
+                   "opts": self.opts, "title": "API key created"}  # fmt: skip
+        return TemplateResponse(request, "admin/nodes/apikey/created.html", context)
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = sum(auth.revoke_key(key) for key in queryset)
+        self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)

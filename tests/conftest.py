@@ -11,6 +11,16 @@ from rest_framework.test import APIClient
 from tests import processes
 
 
+@pytest.fixture(autouse=True)
+def _forget_api_keys():
+    """Each test starts with no cached API-key set (rolled-back keys must not leak into the next test)."""
+    from nodes.auth import forget_keys
+
+    forget_keys()
+    yield
+    forget_keys()
+
+
 @pytest.fixture
 def now() -> datetime:
     return datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)

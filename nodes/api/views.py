@@ -94,6 +94,10 @@ class ShutdownView(APIView):
 class HealthView(APIView):
     """Liveness of the control plane and its database (503 when the database does not answer)."""
 
+    # Open to load balancers without a key, and must not touch the database before its own check.
+    authentication_classes: list = []
+    permission_classes: list = []
+
     def get(self, request):
         now = timezone.now()
         try:

@@ -8,7 +8,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from nodes import services
+from nodes import auth, services
+from nodes.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 
@@ -58,3 +59,31 @@ def test_detail_pretty_prints_the_registered_json(staff_client):
 def test_admin_requires_a_staff_login(client):
     response = client.get("/admin/nodes/node/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_admin_creates_an_api_key_and_shows_it_only_once(staff_client, api):
+    response = staff_client.post("/admin/nodes/apikey/add/", {"name": "agents"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    raw = page.split('<code id="api-key">')[1].split("</code>")[0]
+    assert raw.startswith("afk_")
+    key = ApiKey.objects.get(name="agents")
+    assert key.key_hash == auth.hash_key(raw)
+    assert raw not in staff_client.get("/admin/nodes/apikey/").content.decode()
+    assert raw not in staff_client.get(f"/admin/nodes/apikey/{key.pk}/change/").content.decode()
+    assert api.get("/api/v1/nodes", headers={"X-API-Key": raw}).status_code == 200
+
+
+def test_admin_revokes_selected_keys(staff_client, api):
+    key, raw = auth.issue_key("agents")
+    auth.issue_key("other")
+    response = staff_client.post(
+        "/admin/nodes/apikey/", {"action": "revoke", "_selected_action": [key.pk]}, follow=True
+    )
+    assert "Revoked 1 API key(s)." in response.content.decode()
+    assert ApiKey.objects.get(pk=key.pk).revoked_at is not None
+    assert api.get("/api/v1/nodes", headers={"X-API-Key": raw}).status_code == 401
+
+
+def test_admin_pages_forbid_framing(staff_client):
+    assert staff_client.get("/admin/nodes/node/")["X-Frame-Options"] == "DENY"
