@@ -6,8 +6,12 @@ SDK sends when AGENTFIELD_API_KEY is set) or `Authorization: Bearer <key>`, neve
 string. A logged-in staff user (the dashboard) is accepted too. Every refusal has the same body,
 so a client cannot tell a missing key from a wrong or revoked one.
 
-Non-DRF views (the SSE stream) call `authenticate_request(request)` (sync) or
-`await aauthenticate_request(request)` (async) and answer `unauthorized_response()` when False.
+DRF views are guarded by `ApiKeyAuthentication` + `HasApiKey` (REST_FRAMEWORK defaults; a staff
+session there is CSRF-checked). Plain Django views under /api/ (the sync execute route, the SSE
+stream) are guarded by `nodes.middleware.ApiKeyMiddleware`, which calls `authenticate_request(request)`; a view
+may also call it (or `await aauthenticate_request(request)`) itself and answer
+`unauthorized_response()` when it is False. Plain views are csrf_exempt, so there a staff session
+counts only for safe methods (GET/HEAD/OPTIONS).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from rest_framework import authentication, exceptions, permissions
 
 from nodes.models import ApiKey
 
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 KEY_PREFIX = "afk_"
 PREFIX_LENGTH = 12
 LAST_USED_RESOLUTION_SECONDS = 60.0
@@ -119,10 +124,12 @@ def _is_staff(request: HttpRequest) -> bool:
 
 
 def authenticate_request(request: HttpRequest) -> bool:
-    """True when the request may use the API: no key exists, a valid key is sent, or staff."""
+    """True when a plain view may serve the request: no key exists, a valid key, or staff reading."""
     if not keys_required():
         return True
-    return match_key(presented_key(request)) is not None or _is_staff(request)
+    if match_key(presented_key(request)) is not None:
+        return True
+    return request.method in SAFE_METHODS and _is_staff(request)
 
 
 async def aauthenticate_request(request: HttpRequest) -> bool:

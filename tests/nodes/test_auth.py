@@ -149,3 +149,30 @@ def test_create_api_key_prints_a_working_key_once(api, capsys):
     assert "shown only now" in err and raw not in err
     assert ApiKey.objects.get(name="ci").key_hash == auth.hash_key(raw)
     assert register(api, **{"X-API-Key": raw}).status_code == 201
+
+
+def test_plain_django_views_under_the_api_are_guarded_too(api):
+    """The sync execute route is a plain async view: the middleware refuses it the same way."""
+    _, raw = auth.issue_key("agents")
+    body = json.dumps({"input": {}})
+    response = api.post("/api/v1/execute/ghost.echo", data=body, content_type="application/json")
+    assert (response.status_code, response.json()) == (401, REFUSAL)
+    wrong = api.post(
+        "/api/v1/execute/ghost.echo", data=body, content_type="application/json", headers={"X-API-Key": "afk_x"}
+    )
+    assert (wrong.status_code, wrong.json()) == (401, REFUSAL)
+    allowed = api.post(
+        "/api/v1/execute/ghost.echo", data=body, content_type="application/json", headers={"X-API-Key": raw}
+    )
+    assert allowed.status_code == 404  # past authentication: the node is unknown
+
+
+def test_a_staff_session_counts_for_plain_views_only_when_reading():
+    auth.issue_key("agents")
+    staff = get_user_model().objects.create_user("ops", password="pw-for-tests", is_staff=True)
+    reading = RequestFactory().get("/api/ui/v1/executions/events")
+    reading.user = staff
+    writing = RequestFactory().post("/api/v1/execute/a.b")
+    writing.user = staff
+    assert auth.authenticate_request(reading) is True
+    assert auth.authenticate_request(writing) is False
