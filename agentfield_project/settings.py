@@ -32,6 +32,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "agentfield_project.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -88,10 +89,35 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+# --- browser security (admin, dashboard, API docs) -------------------------------------------
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Served over https (directly or behind a TLS proxy): cookies only over https, plus HSTS if asked.
+AGENTFIELD_HTTPS = env.bool("AGENTFIELD_HTTPS", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = AGENTFIELD_HTTPS
+SECURE_HSTS_SECONDS = env.int("AGENTFIELD_HSTS_SECONDS", default=0) if AGENTFIELD_HTTPS else 0
+if env.bool("AGENTFIELD_TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only same-origin scripts (no inline script anywhere); inline styles are allowed for the admin.
+AGENTFIELD_CONTENT_SECURITY_POLICY = env.str(
+    "AGENTFIELD_CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "agentfield_project" / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "static"
 LOGIN_URL = "/admin/login/"
+
+# Encryption at rest of stored secrets (agentfield_project/crypto.py): the first key encrypts,
+# all decrypt. Empty: derived from SECRET_KEY (development only).
+AGENTFIELD_SECRET_KEYS = env.list("AGENTFIELD_SECRET_KEYS", default=[])
 
 # Request bodies: a checkpoint of a growing `results` list must fit; anything larger is a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("AGENTFIELD_MAX_BODY_BYTES", default=16 * 1024 * 1024)
@@ -113,7 +139,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "agentfield_project.redaction.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("AGENTFIELD_LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.server": {"level": "WARNING"},
