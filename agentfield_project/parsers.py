@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -15,10 +16,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        duplicate = next(key for index, (key, _) in enumerate(pairs) if key in dict(pairs[:index]))
+        raise ValueError(f"duplicate key {duplicate!r}")
+    return value
+
+
 def loads(raw: bytes | str) -> Any:
     """Decode strict JSON (no NaN/Infinity) whose nesting and strings PostgreSQL can store."""
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_object)
     except RecursionError as exc:
         raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
     except UnicodeDecodeError as exc:
@@ -44,6 +53,8 @@ def check_storable(value: Any, depth: int = 0) -> None:
             check_storable(item, depth + 1)
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
         raise ParseError("integer out of range (64-bit signed)")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ParseError("number out of range (e.g. 1e400)")
 
 
 def _check_string(text: str) -> None:

@@ -9,3 +9,7 @@ urlpatterns = [
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),
 ]
+
+handler400 = "agentfield_project.exceptions.bad_request"
+handler404 = "agentfield_project.exceptions.not_found"
+handler500 = "agentfield_project.exceptions.server_error"
