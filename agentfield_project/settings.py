@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "nodes",
     "webhooks",
     "executions",
@@ -135,6 +137,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["nodes.auth.HasApiKey"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "agentfield_project.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI schema at /api/schema/, Swagger UI at /api/docs/ (assets from the sidecar package, no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AgentField control plane API",
+    "DESCRIPTION": "Durable executions for long-running AI agents. Errors are JSON {error, code}.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "executions.models.Status",
+        "ServiceHealthEnum": ["healthy", "unhealthy"],
+        "NodeHealthEnum": ["active", "inactive", "offline"],
+    },
 }
 
 LOGGING = {

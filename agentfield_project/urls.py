@@ -2,9 +2,14 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from agentfield_project import openapi  # noqa: F401 - registers the execution routes' OpenAPI descriptions
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("nodes.api.urls")),
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),

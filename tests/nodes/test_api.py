@@ -226,3 +226,34 @@ def test_health_answers_503_when_the_database_is_unreachable(log_dir):
         assert body["checks"]["storage"] == {"status": "unhealthy", "message": "database error: OperationalError"}
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"base_url": "http://[::1"}, "base_url: is not a valid URL"),
+        ({"base_url": "http://localhost:99999"}, "base_url: is not a valid URL"),
+        ({"base_url": "http://[::1]:8001"}, "base_url: must be an http(s) URL with a plain host name"),
+        ({"base_url": "http://local host:1"}, "base_url: must be an http(s) URL with a plain host name"),
+        ({"base_url": "http://user@host:1"}, "base_url: must be an http(s) URL with a plain host name"),
+        ({"skills": [{"id": 0}]}, "skills: 0: id: Not a valid string"),
+        ({"skills": [{"id": " shout"}]}, "skills: 0: id must not be blank or have surrounding spaces"),
+        ({"instance_id": 7}, "instance_id: Not a valid string"),
+    ],
+)
+def test_registration_rejects_inputs_schemathesis_found(api, overrides, message):
+    """Each of these once gave a 500 or was silently coerced."""
+    response = post_json(api, REGISTER, registration(**overrides))
+    assert response.status_code == 400
+    assert message in response.json()["error"], response.json()
+    assert not Node.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8001", "HTTPS://agent.example:443/base?x#y", "http://a_b.local"])
+def test_registration_accepts_unusual_but_valid_base_urls(api, url):
+    assert post_json(api, REGISTER, registration(base_url=url)).status_code == 201
+
+
+def test_node_list_rejects_a_show_all_that_is_not_a_boolean(api):
+    response = api.get("/api/v1/nodes?show_all=maybe")
+    assert response.status_code == 400 and "show_all: must be true or false" in response.json()["error"]
