@@ -67,7 +67,10 @@ def _time_param(request, name: str) -> datetime | None:
         moment = None
     if moment is None:
         raise ValidationError({name: "must be an RFC 3339 timestamp"})
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:  # in UTC: PostgreSQL refuses offsets beyond ±15:59, and year 9999 can overflow
+        return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ValidationError({name: "must be an RFC 3339 timestamp within years 1-9999"}) from None
 
 
 class ExecutionListView(APIView):
