@@ -192,7 +192,10 @@ SCHEMAS = {
         responses={200: NoteSerializer, **NOT_FOUND, **ERRORS},
         parameters=[
             OpenApiParameter(
-                "X-Execution-ID", {"type": "string", "pattern": r"\S"}, OpenApiParameter.HEADER, required=True
+                "X-Execution-ID",
+                {"type": "string", "maxLength": 255, "pattern": r"^[^\x00-\x1f]*[^\x00-\x20][^\x00-\x1f]*$"},
+                OpenApiParameter.HEADER,
+                required=True,
             )
         ],
     ),
