@@ -176,3 +176,19 @@ def test_a_staff_session_counts_for_plain_views_only_when_reading():
     writing.user = staff
     assert auth.authenticate_request(reading) is True
     assert auth.authenticate_request(writing) is False
+
+
+def test_the_middleware_guards_plain_async_views_under_the_ui_api_but_nothing_else():
+    from nodes.middleware import ApiKeyMiddleware
+
+    async def stream(request):  # stands in for the SSE view
+        raise AssertionError("not called by process_view")
+
+    middleware = ApiKeyMiddleware(lambda request: None)
+    factory = RequestFactory()
+    _, raw = auth.issue_key("dashboard")
+    refused = middleware.process_view(factory.get("/api/ui/v1/executions/events"), stream, (), {})
+    assert refused.status_code == 401 and json.loads(refused.content) == REFUSAL
+    keyed = factory.get("/api/ui/v1/executions/events", headers={"X-API-Key": raw})
+    assert middleware.process_view(keyed, stream, (), {}) is None
+    assert middleware.process_view(factory.get("/dashboard/"), stream, (), {}) is None
