@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("nodes.api.urls")),
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("executions.api.memory_urls")),
 ]
 
 handler400 = "agentfield_project.exceptions.bad_request"

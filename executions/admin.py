@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from executions.exceptions import InvalidTransition
+from executions.memory_admin import checkpoints_table  # also registers MemoryEntryAdmin
 from executions.models import Execution, ExecutionEvent, Status, TraceEntry
 
 TRACE_ROWS = 500
@@ -45,13 +46,13 @@ class ExecutionAdmin(admin.ModelAdmin):
         "id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "session_id", "actor_id",
         "attempt", "max_attempts", "created_at", "started_at", "completed_at", "duration", "run_at",
         "node_instance_id", "claimed_by", "idempotency_key", "webhook_registered", "error",
-        "input_pretty", "result_pretty", "error_details_pretty", "timeline", "trace",
+        "input_pretty", "result_pretty", "error_details_pretty", "timeline", "trace", "checkpoints",
     ]  # fmt: skip
     fieldsets = [
         (None, {"fields": ["id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "error"]}),
         ("Timing", {"fields": ["created_at", "started_at", "completed_at", "duration", "attempt", "max_attempts", "run_at"]}),
         ("Payload", {"fields": ["input_pretty", "result_pretty", "error_details_pretty"]}),
-        ("Timeline and trace", {"fields": ["timeline", "trace"]}),
+        ("Timeline and trace", {"fields": ["timeline", "trace", "checkpoints"]}),
         ("Dispatch", {"classes": ["collapse"], "fields": ["node_instance_id", "claimed_by", "idempotency_key", "session_id", "actor_id", "webhook_registered"]}),
     ]  # fmt: skip
 
@@ -103,6 +104,10 @@ class ExecutionAdmin(admin.ModelAdmin):
                              ((t.created_at, t.kind, t.level, t.message) for t in rows)),
         )  # fmt: skip
 
+    @admin.display(description="checkpoints (memory of the run)")
+    def checkpoints(self, obj: Execution) -> str:
+        return checkpoints_table(obj.run_id)
+
     @admin.action(description="Cancel selected executions (queued or running)")
     def cancel_executions(self, request, queryset: QuerySet[Execution]) -> None:
         now, done = timezone.now(), 0
@@ -116,8 +121,6 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-queue selected finished executions (same ids, new attempts)")
     def requeue_executions(self, request, queryset: QuerySet[Execution]) -> None:
-        from executions.services import wake_dispatchers
-
         now, done = timezone.now(), 0
         for execution in queryset.exclude(status__in=[Status.QUEUED, Status.RUNNING]):
             try:
@@ -125,7 +128,6 @@ class ExecutionAdmin(admin.ModelAdmin):
                 done += 1
             except InvalidTransition:
                 pass
-        wake_dispatchers()
         self.message_user(request, f"Re-queued {done} execution(s).", messages.SUCCESS)
 
 
