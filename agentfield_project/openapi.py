@@ -1,4 +1,4 @@
-"""OpenAPI descriptions of the execution routes, attached from outside their views.
+"""OpenAPI descriptions of the execution, memory and webhook routes, attached from outside their views.
 
 drf-spectacular cannot guess the shapes of plain APIViews; the extensions below give each
 execution view its request and response serializers without touching executions/api/views.py.
@@ -22,7 +22,11 @@ NOT_FOUND = {404: ErrorSerializer}
 
 
 class WebhookSpecSerializer(serializers.Serializer):
-    url = serializers.CharField(help_text="http(s) URL that receives the signed completion event")
+    url = serializers.CharField(
+        required=False,
+        help_text="http(s) URL that receives the signed completion event (a bad one is reported "
+        "in `webhook_error` and the execution still runs)",
+    )
     secret = serializers.CharField(required=False, help_text="signing secret (Standard Webhooks, `whsec_...`)")
     headers = serializers.DictField(child=serializers.CharField(), required=False)
 
@@ -96,8 +100,8 @@ class CallbackSerializer(serializers.Serializer):
     error = serializers.CharField(required=False, allow_blank=True)
     error_message = serializers.CharField(required=False, allow_blank=True)
     error_details = serializers.JSONField(required=False, allow_null=True)
-    duration_ms = serializers.FloatField(required=False, min_value=0)
-    progress = serializers.IntegerField(required=False)
+    duration_ms = serializers.FloatField(required=False, min_value=0, max_value=2**63 - 1024)
+    progress = serializers.IntegerField(required=False, min_value=-(2**31) + 1, max_value=2**31 - 1)
 
 
 class LogsSerializer(serializers.Serializer):
@@ -149,6 +153,52 @@ class NoteSerializer(serializers.Serializer):
 
 
 EMPTY = {"type": "string", "maxLength": 0}
+SCOPE_CHOICES = ["workflow", "session", "actor", "global"]
+SCOPE_HEADERS = [
+    OpenApiParameter(
+        name,
+        {"type": "string", "pattern": r"^[^\x00-\x1f]*$"},
+        OpenApiParameter.HEADER,
+        description=f"the {scope} scope's id (a `{scope}` scope needs it; at most 255 characters)",
+    )
+    for scope, name in (("workflow", "X-Workflow-ID"), ("session", "X-Session-ID"), ("actor", "X-Actor-ID"))
+]
+
+
+class MemoryKeySerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=1024, trim_whitespace=False)
+    scope = serializers.ChoiceField(choices=["", *SCOPE_CHOICES], required=False, allow_null=True)
+
+
+@extend_schema_field({"oneOf": [{"type": kind} for kind in ("object", "array", "string", "number", "boolean")]})
+class NotNullJSONField(serializers.JSONField):
+    pass
+
+
+class MemorySetSerializer(MemoryKeySerializer):
+    data = NotNullJSONField(help_text="any JSON value except null")
+
+
+class MemoryEntrySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    data = serializers.JSONField()
+    scope = serializers.ChoiceField(choices=SCOPE_CHOICES)
+    scope_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class MemoryMissSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    message = serializers.CharField()
+    code = serializers.IntegerField()
+
+
+class RedeliveredSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    delivery_id = serializers.UUIDField()
+
+
 LIST_PARAMETERS = [
     OpenApiParameter("status", {"type": "string", "enum": ["", *Status.values]}),
     OpenApiParameter("target", str, description="`node` or `node.name`"),
@@ -187,6 +237,26 @@ SCHEMAS = {
     ),
     "LogsView": extend_schema(request=LogsSerializer, responses={202: StoredSerializer, **NOT_FOUND, **ERRORS}),
     "StepEventView": extend_schema(request=StepEventSerializer, responses={200: SuccessSerializer, **ERRORS}),
+    "MemorySetView": extend_schema(
+        request=MemorySetSerializer, parameters=SCOPE_HEADERS, responses={200: MemoryEntrySerializer, **ERRORS}
+    ),
+    "MemoryGetView": extend_schema(
+        request=MemoryKeySerializer,
+        parameters=SCOPE_HEADERS,
+        responses={200: MemoryEntrySerializer, 404: MemoryMissSerializer, **ERRORS},
+    ),
+    "MemoryDeleteView": extend_schema(
+        request=MemoryKeySerializer, parameters=SCOPE_HEADERS, responses={204: None, **ERRORS}
+    ),
+    "MemoryListView": extend_schema(
+        parameters=[OpenApiParameter("scope", str, enum=SCOPE_CHOICES, required=True), *SCOPE_HEADERS],
+        responses={200: MemoryEntrySerializer(many=True), **ERRORS},
+    ),
+    "RedeliverView": extend_schema(
+        request=None,
+        responses={202: RedeliveredSerializer, 409: ErrorSerializer, **NOT_FOUND, **ERRORS},
+        description="409 while the execution has no delivery yet (it has not finished).",
+    ),
     "NoteView": extend_schema(
         request=NoteRequestSerializer,
         responses={200: NoteSerializer, **NOT_FOUND, **ERRORS},
@@ -202,6 +272,14 @@ SCHEMAS = {
 }
 
 
+VIEW_MODULES = {
+    **dict.fromkeys(
+        ("MemorySetView", "MemoryGetView", "MemoryDeleteView", "MemoryListView"), "executions.api.memory_views"
+    ),
+    "RedeliverView": "webhooks.api.views",
+}
+
+
 def _extension(view_name: str, decorator) -> type[OpenApiViewExtension]:
     def view_replacement(self):
         method = "get" if hasattr(self.target, "get") else "post"
@@ -212,7 +290,8 @@ def _extension(view_name: str, decorator) -> type[OpenApiViewExtension]:
         setattr(Described, method, decorator(getattr(self.target, method)))
         return Described
 
-    attributes = {"target_class": f"executions.api.views.{view_name}", "view_replacement": view_replacement}
+    attributes = {"target_class": VIEW_MODULES.get(view_name, "executions.api.views") + f".{view_name}",
+                  "view_replacement": view_replacement}  # fmt: skip
     return type(f"{view_name}Schema", (OpenApiViewExtension,), attributes)
 
 
