@@ -41,11 +41,14 @@ def parse_callback(body: Any) -> Callback:
     if not isinstance(error, str):
         raise ExecutionError("error must be a string")
     duration = body.get("duration_ms")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0):
-        raise ExecutionError("duration_ms must be a non-negative number")
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, int | float) or not 0 <= duration < 2**63
+    ):
+        raise ExecutionError("duration_ms must be a non-negative number below 2^63")
     progress = body.get("progress")
-    if progress is not None and (isinstance(progress, bool) or not isinstance(progress, int)):
-        raise ExecutionError("progress must be an integer")
+    # The columns are bigint and integer: out-of-range values would be a database error (500).
+    if progress is not None and (isinstance(progress, bool) or not isinstance(progress, int) or abs(progress) >= 2**31):
+        raise ExecutionError("progress must be a 32-bit integer")
     return Callback(
         status=status,
         result=body.get("result"),
