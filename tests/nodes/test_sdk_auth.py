@@ -51,7 +51,10 @@ def test_executions_run_end_to_end_with_keys_required(launch):
     status, _, _ = http("POST", f"{url}/api/v1/execute/async/echo.echo", {"input": {"message": "hi"}})
     assert status == 401
     runs = {}
-    for target, payload in (("echo.echo", {"message": "hi"}), ("orchestrator.generate_quarterly_report", {"quarter": "Q1"})):
+    for target, payload in (
+        ("echo.echo", {"message": "hi"}),
+        ("orchestrator.generate_quarterly_report", {"quarter": "Q1"}),
+    ):
         status, body, _ = http("POST", f"{url}/api/v1/execute/async/{target}", {"input": payload}, headers)
         assert status == 202, body
         runs[target] = body["execution_id"]
