@@ -82,6 +82,12 @@ def forget_keys() -> None:
     _snapshot = None
 
 
+def remember_no_keys() -> None:
+    """Record that no active key exists without asking the database (a fresh test database)."""
+    global _snapshot
+    _snapshot = _Snapshot(hashes={}, loaded_at=time.monotonic())
+
+
 def _active_keys() -> _Snapshot:
     global _snapshot
     snapshot = _snapshot

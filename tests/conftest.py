@@ -13,10 +13,11 @@ from tests import processes
 
 @pytest.fixture(autouse=True)
 def _forget_api_keys():
-    """Each test starts with no cached API-key set (rolled-back keys must not leak into the next test)."""
-    from nodes.auth import forget_keys
+    """Each test starts knowing its fresh database holds no API key (query counts stay exact), and
+    keys a test created never leak into the next one. Creating or revoking a key resets the cache."""
+    from nodes.auth import forget_keys, remember_no_keys
 
-    forget_keys()
+    remember_no_keys()
     yield
     forget_keys()
 
