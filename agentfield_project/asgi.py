@@ -1,22 +1,36 @@
-"""ASGI entry point served by daphne: Django for HTTP (the SSE stream is an async view)."""
+"""ASGI entry point served by daphne: Channels' protocol router in front of Django.
+
+HTTP (the JSON API, admin, dashboard and the SSE event stream, an async view) goes to Django.
+Static files (dashboard and admin assets: the machines are offline, no CDN) are served from the
+apps' and project's static directories. The stream's path gets Twisted back-pressure through
+FlowControl (see agentfield_project/flow.py). WebSockets are refused.
+"""
 
 import os
 
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentfield_project.settings")
 
-# Static files (admin, API docs) are served by the same process: there is no separate web server.
-django_application = ASGIStaticFilesHandler(get_asgi_application())
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be set up first)
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from agentfield_project.flow import FlowControl  # noqa: E402
 
 
-async def application(scope, receive, send):
-    """Django for HTTP; WebSockets (the SDK's optional memory-events socket) are refused cleanly."""
-    if scope["type"] == "websocket":
-        # Closing before accepting makes daphne answer the handshake with 403 (not a 500 and a
-        # traceback); the SDK tolerates it and gives up after a few tries.
-        await receive()
-        await send({"type": "websocket.close", "code": 1000})
-        return
-    await django_application(scope, receive, send)
+async def refuse_websocket(scope, receive, send):
+    """WebSockets (the SDK's optional memory-events socket) are refused cleanly."""
+    # Closing before accepting makes daphne answer the handshake with 403 (not a 500 and a
+    # traceback); the SDK tolerates it and gives up after a few tries.
+    await receive()
+    await send({"type": "websocket.close", "code": 1000})
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",)),
+        "websocket": refuse_websocket,
+    }
+)

@@ -62,31 +62,24 @@ def error_response(exc: Exception) -> JsonResponse:
     raise exc
 
 
-# Django's own error views (urls.py handler400/404/500), JSON under /api/ and HTML elsewhere.
-
-
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
-
-
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """A SuspiciousOperation outside DRF (e.g. an oversized body): JSON 400, or 413 for size."""
-    if not _is_api(request):
+    if not request.path.startswith("/api/"):
         return defaults.bad_request(request, exception)
     if isinstance(exception, RequestDataTooBig):
         return JsonResponse({"error": PayloadTooLarge.default_detail, "code": PayloadTooLarge.default_code}, status=413)
     return JsonResponse({"error": "bad request", "code": "bad_request"}, status=400)
 
 
-def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """An unknown route: JSON 404 under /api/."""
-    if not _is_api(request):
-        return defaults.page_not_found(request, exception)
-    return JsonResponse({"error": f"no route for {request.method} {request.path}", "code": "not_found"}, status=404)
+def page_not_found(request, exception):
+    """handler404: JSON under /api/ (every API error is JSON), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": f"no route for {request.method} {request.path}", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
 
 
-def server_error(request: HttpRequest) -> HttpResponse:
-    """A bug: JSON 500 under /api/ without details (they are in the log)."""
-    if not _is_api(request):
-        return defaults.server_error(request)
-    return JsonResponse({"error": "internal server error", "code": "server_error"}, status=500)
+def server_error(request):
+    """handler500: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "internal server error", "code": "server_error"}, status=500)
+    return defaults.server_error(request)

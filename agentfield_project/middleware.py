@@ -1,4 +1,4 @@
-"""Request/response hardening Django 5.2 lacks: a Content-Security-Policy header, chunked JSON bodies."""
+"""Request guards and response headers that apply to every route: NUL in URLs, chunked bodies, CSP."""
 
 from __future__ import annotations
 
@@ -8,6 +8,33 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.utils.decorators import sync_and_async_middleware
+
+
+def _nul_rejection(request: HttpRequest) -> JsonResponse | None:
+    # PostgreSQL text cannot hold NUL: a %00 in a path or query parameter would reach a query
+    # and fail there as a 500.
+    if "\x00" in request.path or any("\x00" in key or "\x00" in "".join(values) for key, values in request.GET.lists()):
+        return JsonResponse(
+            {"error": "NUL characters (%00) are not allowed in the URL", "code": "parse_error"}, status=400
+        )
+    return None
+
+
+@sync_and_async_middleware
+def reject_nul_characters(get_response):
+    """Answer 400 to a URL whose path or query holds a NUL character."""
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: HttpRequest):
+            return _nul_rejection(request) or await get_response(request)
+
+    else:
+
+        def middleware(request: HttpRequest):
+            return _nul_rejection(request) or get_response(request)
+
+    return middleware
 
 
 class ContentSecurityPolicyMiddleware:
@@ -74,15 +101,4 @@ class ChunkedBodyMiddleware(_Middleware):
             request.META["CONTENT_LENGTH"] = str(len(request.body))
         except RequestDataTooBig:
             return JsonResponse({"error": "request body too large", "code": "payload_too_large"}, status=413)
-        return None
-
-
-class NulCharacterMiddleware(_Middleware):
-    """Refuses a NUL character in the path or query string with a JSON 400 (PostgreSQL cannot store it)."""
-
-    def process(self, request: HttpRequest) -> HttpResponseBase | None:
-        values = [request.path_info, *(v for _, vs in request.GET.lists() for v in vs), *request.GET.keys()]
-        if any("\x00" in value for value in values):
-            message = "NUL characters (%00) are not allowed in the URL"
-            return JsonResponse({"error": message, "code": "parse_error"}, status=400)
         return None

@@ -16,18 +16,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    value = dict(pairs)
-    if len(value) != len(pairs):
-        duplicate = next(key for index, (key, _) in enumerate(pairs) if key in dict(pairs[:index]))
-        raise ValueError(f"duplicate key {duplicate!r}")
-    return value
-
-
 def loads(raw: bytes | str) -> Any:
     """Decode strict JSON (no NaN/Infinity) whose nesting and strings PostgreSQL can store."""
     try:
-        value = json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_object)
+        value = json.loads(raw, parse_constant=_reject_constant)
     except RecursionError as exc:
         raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
     except UnicodeDecodeError as exc:
@@ -54,7 +46,8 @@ def check_storable(value: Any, depth: int = 0) -> None:
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
         raise ParseError("integer out of range (64-bit signed)")
     elif isinstance(value, float) and not math.isfinite(value):
-        raise ParseError("number out of range (e.g. 1e400)")
+        # 1e400 parses to inf without any NaN/Infinity token; PostgreSQL's jsonb refuses it.
+        raise ParseError("number out of range (JSON numbers must be finite)")
 
 
 def _check_string(text: str) -> None:

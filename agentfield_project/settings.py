@@ -33,10 +33,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "agentfield_project.middleware.reject_nul_characters",
     "django.middleware.security.SecurityMiddleware",
     "agentfield_project.middleware.ContentSecurityPolicyMiddleware",
     "agentfield_project.middleware.ChunkedBodyMiddleware",
-    "agentfield_project.middleware.NulCharacterMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -213,3 +213,6 @@ AGENTFIELD_WEBHOOK_ALLOWED_CIDRS = env.list("AGENTFIELD_WEBHOOK_ALLOWED_CIDRS", 
 # --- events (SSE) ----------------------------------------------------------------------------
 AGENTFIELD_SSE_HEARTBEAT_SECONDS = env.float("AGENTFIELD_SSE_HEARTBEAT_SECONDS", default=30.0)
 AGENTFIELD_SSE_CLIENT_QUEUE = env.int("AGENTFIELD_SSE_CLIENT_QUEUE", default=1000)
+# The listener re-reads the event table this often even without a notification (a safety net).
+AGENTFIELD_SSE_POLL_SECONDS = env.float("AGENTFIELD_SSE_POLL_SECONDS", default=5.0)
+AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS = env.float("AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS", default=5.0)

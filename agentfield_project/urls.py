@@ -14,8 +14,9 @@ urlpatterns = [
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),
     path("", include("executions.api.memory_urls")),
+    path("", include("executions.urls")),
 ]
 
 handler400 = "agentfield_project.exceptions.bad_request"
-handler404 = "agentfield_project.exceptions.not_found"
+handler404 = "agentfield_project.exceptions.page_not_found"
 handler500 = "agentfield_project.exceptions.server_error"

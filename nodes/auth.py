@@ -124,6 +124,11 @@ def match_key(raw: str | None) -> int | None:
     return pk
 
 
+def has_valid_key(request: HttpRequest) -> bool:
+    """Whether the request carries an active key (False while no key exists)."""
+    return match_key(presented_key(request)) is not None
+
+
 def _is_staff(request: HttpRequest) -> bool:
     user = getattr(request, "user", None)
     return bool(user is not None and user.is_authenticated and user.is_staff)

@@ -68,3 +68,17 @@ def test_executions_run_end_to_end_with_keys_required(launch):
     report = wait_until(lambda: finished(runs["orchestrator.generate_quarterly_report"]), timeout=90)
     assert report["status"] == "succeeded", report
     assert len(report["result"]["sections"]) == 3
+
+
+def test_the_event_stream_accepts_an_api_key_and_refuses_like_every_route(launch):
+    from tests.sse_client import Stream
+
+    _, raw = issue_key("watcher")
+    url = launch.server()
+    with Stream(url) as anonymous:
+        assert anonymous.status == 401 and anonymous.json()["code"] == "not_authenticated"
+    with Stream(url, headers={"X-API-Key": "afk_wrong"}) as wrong:
+        assert wrong.status == 401 and wrong.json()["code"] == "not_authenticated"
+    with Stream(url, headers={"X-API-Key": raw}) as keyed:
+        assert keyed.status == 200
+        assert keyed.headers["Content-Type"].startswith("text/event-stream")

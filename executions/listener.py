@@ -1,0 +1,117 @@
+"""The cross-process bridge: PostgreSQL LISTEN wakes this process's hub, the event table feeds it.
+
+Each server process holds ONE dedicated autocommit psycopg connection, outside Django's
+connections, that LISTENs on `events.CHANNEL`. A notification (or the poll timeout, or a
+reconnect) only means "look again": the listener then reads every row with an id above the last
+one it published, so a lost notification costs latency, never an event. Writers allocate ids
+from a counter row inside their transaction, so rows become visible in id order and reading
+"id > last" cannot skip one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from datetime import UTC
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+from psycopg.rows import dict_row
+
+from executions import events
+from executions.hub import Hub
+from executions.models import ExecutionEvent
+
+logger = logging.getLogger(__name__)
+
+PAGE = 500
+APPLICATION_NAME = "agentfield-event-listener"  # how the connection shows in pg_stat_activity
+FIELDS = ("id", "execution_id", "run_id", "node_id", "target", "type", "status", "data", "created_at")
+_table = ExecutionEvent._meta.db_table
+_SELECT_AFTER = f"SELECT {', '.join(FIELDS)} FROM {_table} WHERE id > %s ORDER BY id LIMIT %s"  # noqa: S608
+_SELECT_NEWEST = f"SELECT COALESCE(MAX(id), 0) AS id FROM {_table}"  # noqa: S608
+
+_hub: Hub | None = None
+_task: asyncio.Task | None = None
+
+
+def current_hub() -> Hub | None:
+    """This process's hub if a stream has started it, else None (for health and stats)."""
+    return _hub
+
+
+def running_hub() -> Hub:
+    """This process's hub, starting its listener on the running event loop the first time."""
+    global _hub, _task
+    loop = asyncio.get_running_loop()
+    if _hub is None or _task is None or _task.get_loop() is not loop or _task.done():
+        _hub = Hub()
+        # A fresh context: the listener outlives the request that happened to start it.
+        _task = loop.create_task(Listener(_hub).run(), name="agentfield-event-listener", context=contextvars.Context())
+    return _hub
+
+
+def connection_params() -> dict[str, Any]:
+    """psycopg keyword arguments for the database Django uses (without Django's cursor classes)."""
+    params = dict(connection.get_connection_params())
+    for name in ("cursor_factory", "context", "prepare_threshold", "pool"):
+        params.pop(name, None)
+    return params
+
+
+def as_event(row: dict[str, Any]) -> ExecutionEvent:
+    """An unsaved ExecutionEvent for a row read by the listener (timestamps in UTC)."""
+    row["created_at"] = row["created_at"].astimezone(UTC)
+    return ExecutionEvent(**row)
+
+
+class Listener:
+    """Keeps the LISTEN connection up (reconnecting with backoff) and feeds the hub from the table."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def run(self) -> None:
+        """Run until cancelled: connect, catch up, wait for a wake-up, catch up, ..."""
+        delay = 0.2
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    **connection_params(), autocommit=True, application_name=APPLICATION_NAME, connect_timeout=10
+                ) as conn:
+                    delay = 0.2
+                    await self.session(conn)
+            except (psycopg.Error, OSError) as error:
+                logger.warning("event listener lost its connection (%s); retrying in %.1fs", error, delay)
+            except Exception:
+                # A bug must not silence every open stream of this process: log it and start over.
+                logger.exception("event listener failed; retrying in %.1fs", delay)
+            self.hub.listener_connected = False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, settings.AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS)
+
+    async def session(self, conn: psycopg.AsyncConnection) -> None:
+        """LISTEN, then alternate catching up with the table and waiting for the next wake-up."""
+        await conn.execute(f"LISTEN {events.CHANNEL}")
+        self.hub.listener_connected = True
+        if self.hub.last_id is None:
+            cursor = await conn.execute(_SELECT_NEWEST)
+            self.hub.start_at((await cursor.fetchone())[0])
+        while True:
+            await self.catch_up(conn)
+            # A notification wakes us at once; the timeout is the fallback if one was missed.
+            async for _ in conn.notifies(timeout=settings.AGENTFIELD_SSE_POLL_SECONDS, stop_after=1):
+                pass
+
+    async def catch_up(self, conn: psycopg.AsyncConnection) -> None:
+        """Publish every committed event newer than the hub's last id, in pages, in id order."""
+        while True:
+            async with conn.cursor(row_factory=dict_row) as cursor:
+                await cursor.execute(_SELECT_AFTER, [self.hub.last_id, PAGE])
+                rows = await cursor.fetchall()
+            self.hub.publish(as_event(row) for row in rows)
+            if len(rows) < PAGE:
+                return
