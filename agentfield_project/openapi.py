@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers
 
 from executions import statuses
+from executions.callbacks import MAX_DURATION_MS, MAX_PROGRESS
 from executions.models import Status
 from nodes.api.schema import ErrorSerializer
 
@@ -100,8 +101,8 @@ class CallbackSerializer(serializers.Serializer):
     error = serializers.CharField(required=False, allow_blank=True)
     error_message = serializers.CharField(required=False, allow_blank=True)
     error_details = serializers.JSONField(required=False, allow_null=True)
-    duration_ms = serializers.FloatField(required=False, min_value=0, max_value=2**63 - 1024)
-    progress = serializers.IntegerField(required=False, min_value=-(2**31) + 1, max_value=2**31 - 1)
+    duration_ms = serializers.FloatField(required=False, min_value=0, max_value=MAX_DURATION_MS)
+    progress = serializers.IntegerField(required=False, min_value=-MAX_PROGRESS, max_value=MAX_PROGRESS)
 
 
 class LogsSerializer(serializers.Serializer):
