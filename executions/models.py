@@ -234,8 +234,9 @@ class Execution(models.Model):
         started = self.started_at or self.created_at
         if duration_ms is None:
             duration_ms = max(0, int((now - started).total_seconds() * 1000))
-        if lease and self.started_at is None:
-            # The agent answered inline (200 or 4xx): it started the work duration_ms ago.
+        if self.started_at is None:
+            # Finished before a start was recorded (an inline 200/4xx answer, or a callback that
+            # beat the dispatcher's record of the 202): the work began duration_ms ago.
             fields["started_at"] = now - timedelta(milliseconds=duration_ms)
         with transaction.atomic():
             self._transition(

@@ -23,11 +23,17 @@ def terminal(url: str, execution_id: str) -> dict | None:
     return body if body["status"] in ("succeeded", "failed", "cancelled", "timeout") else None
 
 
-def test_async_execute_is_queued_then_succeeds_with_the_result(launch):
-    url = launch.server()
+def echo_stack(launch, **settings) -> str:
+    """daphne, one dispatcher and the SDK's echo agent, registered; returns the server URL."""
+    url = launch.server(**settings)
     launch.dispatcher()
     launch.agent("echo_agent.py", url, NODE_ID="echo")
     wait_until(lambda: registered(url, "echo"), timeout=60, message="agent registration")
+    return url
+
+
+def test_async_execute_is_queued_then_succeeds_with_the_result(launch):
+    url = echo_stack(launch)
 
     status, accepted, headers = http("POST", f"{url}/api/v1/execute/async/echo.echo", {"input": {"message": "hi"}})
     assert status == 202, accepted
@@ -46,10 +52,7 @@ def test_async_execute_is_queued_then_succeeds_with_the_result(launch):
 
 
 def test_a_failing_reasoner_fails_with_its_message_and_a_skill_answers_inline(launch):
-    url = launch.server()
-    launch.dispatcher()
-    launch.agent("echo_agent.py", url, NODE_ID="echo")
-    wait_until(lambda: registered(url, "echo"), timeout=60, message="agent registration")
+    url = echo_stack(launch)
     _, failing, _ = http("POST", f"{url}/api/v1/execute/async/echo.boom", {"input": {"message": "kaput"}})
     _, skill, _ = http("POST", f"{url}/api/v1/execute/async/echo.shout", {"input": {"text": "hey"}})
     failed = wait_until(lambda: terminal(url, failing["execution_id"]), timeout=30)
@@ -59,20 +62,14 @@ def test_a_failing_reasoner_fails_with_its_message_and_a_skill_answers_inline(la
 
 
 def test_sync_execute_answers_with_the_terminal_status(launch):
-    url = launch.server()
-    launch.dispatcher()
-    launch.agent("echo_agent.py", url, NODE_ID="echo")
-    wait_until(lambda: registered(url, "echo"), timeout=60, message="agent registration")
+    url = echo_stack(launch)
     status, body, _ = http("POST", f"{url}/api/v1/execute/echo.slow", {"input": {"seconds": 0.3}}, timeout=60)
     assert status == 200, body
     assert body["status"] == "succeeded" and body["result"] == {"slept": 0.3}
 
 
 def test_sync_execute_answers_202_after_the_configured_wait(launch):
-    url = launch.server(AGENTFIELD_SYNC_WAIT_SECONDS=0.5)
-    launch.dispatcher()
-    launch.agent("echo_agent.py", url, NODE_ID="echo")
-    wait_until(lambda: registered(url, "echo"), timeout=60, message="agent registration")
+    url = echo_stack(launch, AGENTFIELD_SYNC_WAIT_SECONDS=0.5)
     status, body, _ = http("POST", f"{url}/api/v1/execute/echo.slow", {"input": {"seconds": 3}}, timeout=60)
     assert status == 202 and body["execution_id"]
     done = wait_until(lambda: terminal(url, body["execution_id"]), timeout=30)
