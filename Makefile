@@ -1,6 +1,7 @@
 # `make run` and `make test` are the two commands; see README.md.
 # Without DATABASE_URL both use an embedded PostgreSQL whose data lives under var/.
 
+SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
@@ -23,17 +24,21 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-# The development server: daphne on $(HOST):$(PORT) plus one dispatcher; Ctrl-C stops both.
+# The development server: daphne on $(HOST):$(PORT) (via `manage.py serve`, which refuses a
+# public HOST until an API key exists) plus one dispatcher; Ctrl-C stops both, and so does
+# either one exiting.
 # Webhooks may reach loopback receivers here (production refuses non-public addresses).
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_dev_admin
 	@echo "Control plane on http://$(HOST):$(PORT)/  (dashboard: /dashboard/, admin: /admin/)"
 	@export AGENTFIELD_WEBHOOK_ALLOWED_CIDRS="$${AGENTFIELD_WEBHOOK_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"; \
-	trap 'kill -TERM $$server $$dispatcher 2>/dev/null; wait $$server $$dispatcher' INT TERM; \
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) agentfield_project.asgi:application & server=$$!; \
+	trap 'kill -TERM $$server $$dispatcher 2>/dev/null; wait $$server $$dispatcher; exit 130' INT TERM; \
+	$(PY) manage.py serve --host $(HOST) --port $(PORT) & server=$$!; \
 	$(PY) manage.py run_dispatcher & dispatcher=$$!; \
-	wait $$server $$dispatcher
+	wait -n $$server $$dispatcher; status=$$?; \
+	echo "a process stopped (exit $$status): stopping the other" >&2; \
+	kill -TERM $$server $$dispatcher 2>/dev/null; wait $$server $$dispatcher; exit $$status
 
 test: install-dev lint check
 	$(PY) -m pytest $(PYTEST_ARGS)

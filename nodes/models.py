@@ -79,3 +79,29 @@ class Node(models.Model):
         if name in self.skill_ids():
             return "skill"
         return None
+
+
+class ApiKey(models.Model):
+    """A client credential: only the SHA-256 of the key is stored; the key itself is shown once."""
+
+    name = models.CharField(max_length=100)
+    # The first characters of the key, shown in admin so a leaked key can be recognised.
+    prefix = models.CharField(max_length=16, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def revoke(self, now: datetime) -> bool:
+        """Revoke the key once (conditional UPDATE); False when it was already revoked."""
+        revoked = bool(ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=now))
+        if revoked:
+            self.revoked_at = now
+        return revoked

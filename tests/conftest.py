@@ -11,6 +11,17 @@ from rest_framework.test import APIClient
 from tests import processes
 
 
+@pytest.fixture(autouse=True)
+def _forget_api_keys():
+    """Each test starts knowing its fresh database holds no API key (query counts stay exact), and
+    keys a test created never leak into the next one. Creating or revoking a key resets the cache."""
+    from nodes.auth import forget_keys, remember_no_keys
+
+    remember_no_keys()
+    yield
+    forget_keys()
+
+
 @pytest.fixture
 def now() -> datetime:
     return datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)

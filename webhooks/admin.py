@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from agentfield_project import crypto
 from webhooks import queue
 from webhooks.exceptions import DeliveryInFlight
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
@@ -39,7 +40,10 @@ class WebhookAdmin(ReadOnlyAdmin):
 
     @admin.display(description="secret")
     def secret_hint(self, webhook: Webhook) -> str:
-        return mask_secret(webhook.secret)
+        try:
+            return mask_secret(crypto.decrypt(webhook.secret))
+        except crypto.SecretDecryptionError:
+            return "(cannot be decrypted with AGENTFIELD_SECRET_KEYS)"
 
     @admin.display(description="extra headers")
     def header_names(self, webhook: Webhook) -> str:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
+from agentfield_project import crypto
 from webhooks import queue
 from webhooks.exceptions import DeliveryNotReady, InvalidWebhook, WebhookNotFound
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
@@ -94,7 +95,11 @@ def _parse_headers(headers: Any) -> dict[str, str]:
 def register(execution_id: str, spec: WebhookSpec, now: datetime) -> Webhook:
     """Store the webhook of an execution (call in the enqueue transaction)."""
     return Webhook.objects.create(
-        execution_id=execution_id, url=spec.url, secret=spec.secret, headers=spec.headers, created_at=now
+        execution_id=execution_id,
+        url=spec.url,
+        secret=crypto.encrypt(spec.secret),  # encrypted at rest; the worker decrypts to sign
+        headers=spec.headers,
+        created_at=now,
     )
 
 

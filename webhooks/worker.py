@@ -19,6 +19,7 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from agentfield_project import crypto
 from webhooks import guard, queue, retry, signing, transport
 from webhooks.exceptions import StaleLease
 from webhooks.models import Delivery
@@ -121,7 +122,7 @@ class DeliveryWorker:
             attempt=delivery.attempt_count,
             timestamp=int(started.timestamp()),
             body=body,
-            secret=webhook.secret,
+            secret=crypto.decrypt(webhook.secret),
             extra=webhook.headers,
         )
         return transport.post(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from nodes.models import Node
@@ -15,10 +17,27 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers instead of turning them into strings."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+ENTRY_ID_PATTERN = r"^[^./\x00-\x20](?:[^./]*[^./\x00-\x20])?$"
+
+
+@extend_schema_field({"type": "string", "maxLength": 255, "pattern": ENTRY_ID_PATTERN})
+class EntryIdField(StrictCharField):
+    pass
+
+
 class EntrySerializer(serializers.Serializer):
     """A reasoner or skill: an object with a string `id`; everything else is kept as sent."""
 
-    id = serializers.CharField(max_length=255)
+    id = EntryIdField(max_length=255, trim_whitespace=False)
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -26,16 +45,37 @@ class EntrySerializer(serializers.Serializer):
         super().to_internal_value(data)
         if "." in data["id"] or "/" in data["id"]:
             raise serializers.ValidationError("id must not contain '.' or '/'")
+        if not re.fullmatch(ENTRY_ID_PATTERN, data["id"]):
+            raise serializers.ValidationError("id must not be blank or have surrounding spaces")
         return data
 
 
+# The rules of validate_id and validate_base_url, as patterns for the OpenAPI schema.
+NODE_ID_PATTERN = r"^[^./\x00-\x20](?:[^./\x00-\x1f]*[^./\x00-\x20])?$"
+BASE_URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=-]+"
+    r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+    r"(?:[/?#][^\x00-\x20]*)?$"
+)
+
+
+@extend_schema_field({"type": "string", "maxLength": 255, "pattern": NODE_ID_PATTERN})
+class NodeIdField(StrictCharField):
+    pass
+
+
+@extend_schema_field({"type": "string", "maxLength": 2048, "pattern": BASE_URL_PATTERN})
+class BaseUrlField(StrictCharField):
+    pass
+
+
 class RegistrationSerializer(serializers.Serializer):
-    id = serializers.CharField(max_length=255, trim_whitespace=False)
-    base_url = serializers.CharField(max_length=2048)
-    team_id = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    version = serializers.CharField(max_length=255, required=False, allow_blank=True)
-    deployment_type = serializers.CharField(max_length=64, required=False, allow_blank=True)
-    instance_id = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    id = NodeIdField(max_length=255, trim_whitespace=False)
+    base_url = BaseUrlField(max_length=2048)
+    team_id = StrictCharField(max_length=255, required=False, allow_blank=True)
+    version = StrictCharField(max_length=255, required=False, allow_blank=True)
+    deployment_type = StrictCharField(max_length=64, required=False, allow_blank=True)
+    instance_id = StrictCharField(max_length=255, required=False, allow_blank=True)
     lifecycle_status = serializers.ChoiceField(choices=Node.Lifecycle.choices, required=False, allow_blank=True)
     reasoners = EntrySerializer(many=True, required=False)
     skills = EntrySerializer(many=True, required=False)
@@ -44,20 +84,26 @@ class RegistrationSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False)
 
     def validate_id(self, value: str) -> str:
-        if not value.strip() or value != value.strip():
-            raise serializers.ValidationError("must be a non-empty id without surrounding spaces")
         if "." in value:
             raise serializers.ValidationError("must not contain '.' (targets are 'node.reasoner')")
         if "/" in value or any(ord(ch) < 32 for ch in value):
             raise serializers.ValidationError("must not contain '/' or control characters")
+        if not re.fullmatch(NODE_ID_PATTERN, value):
+            raise serializers.ValidationError("must be a non-empty id without surrounding spaces")
         return value
 
     def validate_base_url(self, value: str) -> str:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError as exc:
+            raise serializers.ValidationError(f"is not a valid URL: {exc}") from None
         if parts.scheme not in ("http", "https"):
             raise serializers.ValidationError(f"must use http or https, got: {parts.scheme or 'no scheme'}")
         if not parts.hostname:
             raise serializers.ValidationError("must include a host")
+        if not re.fullmatch(BASE_URL_PATTERN, value):
+            raise serializers.ValidationError("must be an http(s) URL with a plain host name (no user, no spaces)")
         return value.rstrip("/")
 
 

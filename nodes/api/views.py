@@ -5,26 +5,59 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from nodes import liveness, services
+from nodes.api import schema
 from nodes.api.serializers import HeartbeatSerializer, RegistrationSerializer, node_representation
 from nodes.exceptions import NodeNotFound
 from nodes.models import Node
+
+ERRORS = {400: schema.ErrorSerializer, 401: schema.ErrorSerializer}
+REGISTER_SCHEMA = extend_schema(
+    request=RegistrationSerializer,
+    responses={201: schema.RegisteredSerializer, 413: schema.ErrorSerializer, 415: schema.ErrorSerializer, **ERRORS},
+    summary="Register or re-register an agent node (upsert by id)",
+)
+LIST_PARAMETERS = [
+    OpenApiParameter(
+        "health_status",
+        {"type": "string", "enum": ["", "active", "inactive", "offline"]},
+        description="default: active",
+    ),
+    OpenApiParameter(
+        "show_all",
+        {"type": "string", "enum": ["", "true", "false", "1", "0", "yes", "no"]},
+        description="every node, whatever its health",
+    ),
+    OpenApiParameter("team_id", str),
+]
+
+
+def _flag(request, name: str) -> bool:
+    raw = request.query_params.get(name, "").lower()
+    if raw not in ("", "1", "0", "true", "false", "yes", "no"):
+        raise ValidationError({name: "must be true or false"})
+    return raw in ("1", "true", "yes")
 
 
 class NodeListView(APIView):
     """GET: list nodes (active only unless `show_all` or `health_status`); POST: register."""
 
+    @extend_schema(
+        operation_id="nodes_list", parameters=LIST_PARAMETERS, responses={200: schema.NodeListSerializer, **ERRORS}
+    )
     def get(self, request):
         now = timezone.now()
         window = settings.AGENTFIELD_NODE_LIVENESS_SECONDS
         nodes = Node.objects.order_by("-registered_at", "id")
         filters: dict[str, str] = {}
-        show_all = request.query_params.get("show_all", "").lower() in ("1", "true", "yes")
+        show_all = _flag(request, "show_all")
         health = request.query_params.get("health_status", "" if show_all else liveness.ACTIVE)
         if health:
             if health not in liveness.HEALTH_STATUSES:
@@ -37,11 +70,13 @@ class NodeListView(APIView):
         items = [node_representation(node, now) for node in nodes[:1000]]
         return Response({"nodes": items, "count": len(items), "filters": filters})
 
+    @REGISTER_SCHEMA
     def post(self, request):
         return register(request)
 
 
 class RegisterView(APIView):
+    @REGISTER_SCHEMA
     def post(self, request):
         return register(request)
 
@@ -63,6 +98,7 @@ def register(request) -> Response:
 
 
 class NodeDetailView(APIView):
+    @extend_schema(responses={200: schema.NodeSerializer, 404: schema.ErrorSerializer, **ERRORS})
     def get(self, request, node_id: str):
         node = Node.objects.filter(pk=node_id).first()
         if node is None:
@@ -71,6 +107,12 @@ class NodeDetailView(APIView):
 
 
 class HeartbeatView(APIView):
+    @extend_schema(
+        request=OpenApiTypes.ANY,
+        responses={200: schema.HeartbeatAckSerializer, 404: schema.ErrorSerializer, **ERRORS},
+        description="404 for an unknown node: that is what makes an SDK agent register again. The body is "
+        "optional and loosely read: a `status` of starting, ready or degraded is recorded, anything else ignored.",
+    )
     def post(self, request, node_id: str):
         data = request.data if isinstance(request.data, dict) else {}
         serializer = HeartbeatSerializer(data=data)
@@ -81,6 +123,11 @@ class HeartbeatView(APIView):
 
 
 class ShutdownView(APIView):
+    @extend_schema(
+        request=OpenApiTypes.ANY,
+        description="The SDK sends `{reason, timeout_seconds}`; the body is not needed.",
+        responses={202: schema.ShutdownAckSerializer, 404: schema.ErrorSerializer, **ERRORS},
+    )
     def post(self, request, node_id: str):
         services.shutdown(node_id, timezone.now())
         body = {
@@ -94,6 +141,11 @@ class ShutdownView(APIView):
 class HealthView(APIView):
     """Liveness of the control plane and its database (503 when the database does not answer)."""
 
+    # Open to load balancers without a key, and must not touch the database before its own check.
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(responses={200: schema.HealthSerializer, 503: schema.HealthSerializer}, auth=[])
     def get(self, request):
         now = timezone.now()
         try:

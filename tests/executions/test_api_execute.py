@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from django.utils import timezone
 
+from agentfield_project import crypto
 from executions import services
 from executions.models import Execution, ExecutionEvent
 from tests.factories import make_node
@@ -160,7 +161,7 @@ def test_a_valid_webhook_is_registered(api, node):
     assert "webhook_error" not in body
     webhook = Webhook.objects.get(execution_id=body["execution_id"])
     assert webhook.url == "https://hooks.example.com/af"
-    assert webhook.secret == "s3cr3t"
+    assert webhook.secret != "s3cr3t" and crypto.decrypt(webhook.secret) == "s3cr3t"  # encrypted at rest
     assert webhook.headers == {"X-Tenant": "acme"}
     assert Execution.objects.get().webhook_registered is True
 

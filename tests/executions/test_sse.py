@@ -63,7 +63,7 @@ def staff(db_url) -> dict[str, str]:
 def test_stream_is_refused_to_anonymous_and_non_staff_users(launch, db_url):
     url = launch.server()
     status, body, _ = http("GET", f"{url}/api/ui/v1/executions/events")
-    assert status == 401 and body["error"] == "authentication required"
+    assert status == 401 and body["code"] == "not_authenticated"
     status, body, _ = http("GET", f"{url}/api/ui/v1/executions/events", headers=session_cookie("user", False))
     assert status == 403 and body["error"] == "staff access required"
     assert http("GET", f"{url}/api/ui/v1/executions/events/stats")[0] == 401

@@ -138,3 +138,15 @@ def test_system_check_names_a_bad_allowed_network(settings):
     errors = check_webhook_settings()
     assert [error.id for error in errors] == ["webhooks.E001", "webhooks.E002"]
     assert "'localhost' is not a network" in errors[0].msg
+
+
+@pytest.mark.django_db
+def test_register_stores_the_secret_encrypted_at_rest(now):
+    from agentfield_project import crypto
+    from webhooks.models import Webhook
+
+    spec = services.parse_spec({"url": URL, "secret": "whsec_stored-encrypted-1234"})
+    services.register("exec_encrypted", spec, now)
+    stored = Webhook.objects.get(execution_id="exec_encrypted").secret
+    assert "stored-encrypted" not in stored and stored.startswith("fernet:")
+    assert crypto.decrypt(stored) == "whsec_stored-encrypted-1234"

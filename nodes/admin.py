@@ -1,0 +1,136 @@
+"""Django admin for the node registry: derived liveness, heartbeats and what each node serves."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from nodes import auth, liveness
+from nodes.models import ApiKey, Node
+
+JSON_FIELDS = ("reasoners", "skills", "communication_config", "features", "metadata")
+
+
+class LivenessFilter(admin.SimpleListFilter):
+    """Filter by derived health (active / inactive / offline), evaluated in SQL at request time."""
+
+    title = "liveness"
+    parameter_name = "liveness"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(status, status.capitalize()) for status in liveness.HEALTH_STATUSES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Node]) -> QuerySet[Node]:
+        if self.value() not in liveness.HEALTH_STATUSES:
+            return queryset
+        return queryset.with_health(self.value(), timezone.now(), settings.AGENTFIELD_NODE_LIVENESS_SECONDS)
+
+
+def _pretty_json(value: object) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+@admin.register(Node)
+class NodeAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "health", "lifecycle_status", "last_heartbeat_at", "instance_id", "reasoner_list", "skill_list",
+        "version", "base_url",
+    )  # fmt: skip
+    list_filter = (LivenessFilter, "lifecycle_status")
+    search_fields = ("id", "base_url")
+    ordering = ("id",)
+    readonly_fields = (
+        "registered_at", "restarted_at", "last_heartbeat_at", "shutdown_at", "health",
+        *(f"{name}_pretty" for name in JSON_FIELDS),
+    )  # fmt: skip
+    exclude = JSON_FIELDS
+    fieldsets = (
+        (None, {"fields": ("id", "team_id", "base_url", "version", "deployment_type", "instance_id")}),
+        ("Liveness", {"fields": ("health", "lifecycle_status", "registered_at", "restarted_at",
+                                 "last_heartbeat_at", "shutdown_at")}),
+        ("Registered data", {"fields": tuple(f"{name}_pretty" for name in JSON_FIELDS)}),
+    )  # fmt: skip
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # nodes exist because an agent registered
+
+    def has_change_permission(self, request: HttpRequest, obj: Node | None = None) -> bool:
+        return False  # the agent owns its registration; staff may view and delete
+
+    @admin.display(description="liveness")
+    def health(self, node: Node) -> str:
+        if node.last_heartbeat_at is None:
+            return "-"
+        return node.health_status(timezone.now(), settings.AGENTFIELD_NODE_LIVENESS_SECONDS)
+
+    @admin.display(description="reasoners")
+    def reasoner_list(self, node: Node) -> str:
+        return ", ".join(node.reasoner_ids())
+
+    @admin.display(description="skills")
+    def skill_list(self, node: Node) -> str:
+        return ", ".join(node.skill_ids())
+
+    @admin.display(description="reasoners")
+    def reasoners_pretty(self, node: Node) -> str:
+        return _pretty_json(node.reasoners)
+
+    @admin.display(description="skills")
+    def skills_pretty(self, node: Node) -> str:
+        return _pretty_json(node.skills)
+
+    @admin.display(description="communication config")
+    def communication_config_pretty(self, node: Node) -> str:
+        return _pretty_json(node.communication_config)
+
+    @admin.display(description="features")
+    def features_pretty(self, node: Node) -> str:
+        return _pretty_json(node.features)
+
+    @admin.display(description="metadata")
+    def metadata_pretty(self, node: Node) -> str:
+        return _pretty_json(node.metadata)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Create (the key is shown once, on the page that answers the form) and revoke API keys."""
+
+    list_display = ("name", "prefix", "active", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "prefix")
+    actions = ("revoke",)
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
+        return ("name",) if obj is None else ("name", *self.readonly_fields)
+
+    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False  # a key is created or revoked, never edited
+
+    @admin.display(boolean=True)
+    def active(self, key: ApiKey) -> bool:
+        return key.revoked_at is None
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        self._raw_key = auth.assign_new_key(obj)
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
+        # Rendered straight into this response: the key never passes through the message cookie.
+        context = {**self.admin_site.each_context(request), "key": obj, "raw_key": self._raw_key,
+                   "opts": self.opts, "title": "API key created"}  # fmt: skip
+        return TemplateResponse(request, "admin/nodes/apikey/created.html", context)
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        revoked = sum(auth.revoke_key(key) for key in queryset)
+        self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)

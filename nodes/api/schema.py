@@ -1,0 +1,89 @@
+"""OpenAPI descriptions of the node routes (drf-spectacular): response shapes and the API-key scheme."""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField(help_text="readable message")
+    code = serializers.CharField()
+    fields = serializers.DictField(required=False, help_text="per-field details of a validation error")
+
+
+class RegisteredSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    node_id = serializers.CharField()
+    resolved_base_url = serializers.CharField()
+    restarted = serializers.BooleanField(help_text="true when the instance_id changed: the agent process restarted")
+
+
+class NodeSerializer(serializers.Serializer):
+    """The shape of `node_representation`."""
+
+    id = serializers.CharField()
+    team_id = serializers.CharField()
+    base_url = serializers.CharField()
+    version = serializers.CharField()
+    deployment_type = serializers.CharField()
+    instance_id = serializers.CharField()
+    reasoners = serializers.ListField(child=serializers.DictField())
+    skills = serializers.ListField(child=serializers.DictField())
+    communication_config = serializers.DictField()
+    features = serializers.DictField()
+    metadata = serializers.DictField()
+    health_status = serializers.ChoiceField(choices=["active", "inactive", "offline"])
+    lifecycle_status = serializers.ChoiceField(choices=["starting", "ready", "degraded", "offline"])
+    last_heartbeat = serializers.DateTimeField()
+    registered_at = serializers.DateTimeField()
+    restarted_at = serializers.DateTimeField(allow_null=True)
+    shutdown_at = serializers.DateTimeField(allow_null=True)
+
+
+class NodeListSerializer(serializers.Serializer):
+    nodes = NodeSerializer(many=True)
+    count = serializers.IntegerField()
+    filters = serializers.DictField(child=serializers.CharField())
+
+
+class HeartbeatAckSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    message = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+
+
+class ShutdownAckSerializer(serializers.Serializer):
+    lease_seconds = serializers.IntegerField()
+    next_lease_renewal = serializers.DateTimeField()
+    message = serializers.CharField()
+
+
+class HealthCheckSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["healthy", "unhealthy"])
+    message = serializers.CharField()
+
+
+class HealthChecksSerializer(serializers.Serializer):
+    storage = HealthCheckSerializer()
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["healthy", "unhealthy"])
+    timestamp = serializers.DateTimeField()
+    checks = HealthChecksSerializer()
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "nodes.auth.ApiKeyAuthentication"
+    name = "ApiKeyAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "Required once an API key exists (`manage.py create_api_key`); "
+            "`Authorization: Bearer <key>` works too.",
+        }
