@@ -78,9 +78,11 @@ def _database() -> dict:
     # than a request, and under ASGI each request may run in its own thread, so per-thread
     # persistent connections (CONN_MAX_AGE) would pile up.
     config["CONN_MAX_AGE"] = 0
-    pool_size = env.int("AGENTFIELD_DB_POOL_SIZE", default=8)
+    # A request waits at most `timeout` for a pooled connection: an unreachable database makes
+    # /api/v1/health answer 503 within seconds instead of hanging.
+    pool_size = env.int("AGENTFIELD_DB_POOL_SIZE", default=16)
     if pool_size > 0:
-        config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 30}
+        config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 4}
     config["CONN_HEALTH_CHECKS"] = True
     # Long transactions pin the xmin horizon and bloat the queue tables; nothing here needs one.
     config.setdefault("OPTIONS", {}).setdefault("options", "-c idle_in_transaction_session_timeout=60000")
