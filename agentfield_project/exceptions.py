@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -45,3 +45,14 @@ def exception_handler(exc, context):
         body["fields"] = exc.get_full_details()
     response.data = body
     return response
+
+
+def error_response(exc: Exception) -> JsonResponse:
+    """The same JSON error for views outside DRF (async views); re-raises anything unexpected."""
+    if isinstance(exc, DOMAIN_ERRORS):
+        return JsonResponse({"error": str(exc), "code": exc.code}, status=exc.http_status)
+    if isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge()
+    if isinstance(exc, exceptions.APIException):
+        return JsonResponse({"error": _message(exc.detail), "code": exc.default_code}, status=exc.status_code)
+    raise exc

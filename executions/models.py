@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from executions import events
 from executions.exceptions import InvalidTransition
@@ -168,14 +168,21 @@ class Execution(models.Model):
 
                 enqueue_webhook(self, now)
 
-    def requeue(self, now: datetime, run_at: datetime, reason: str, lease_token: uuid.UUID | None = None) -> None:
-        """Back to queued under the same ids (a retry or a lost agent); due again at `run_at`."""
+    def requeue(
+        self, now: datetime, run_at: datetime, reason: str, lease_token: uuid.UUID | None = None, refund: bool = False
+    ) -> None:
+        """Back to queued under the same ids (a retry or a lost agent); due again at `run_at`.
+
+        `refund` gives the claim's attempt back: the agent never saw the work.
+        """
         token_filter = Q(lease_token=lease_token) if lease_token else None
         allowed = (Status.QUEUED,) if lease_token else ACTIVE
+        extra = {"attempt": F("attempt") - 1} if refund else {}
         with transaction.atomic():
             self._transition(
                 allowed,
                 token_filter,
+                **extra,
                 status=Status.QUEUED,
                 run_at=run_at,
                 lease_token=None,

@@ -1,3 +1,17 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from executions.api import sync, views
+
+urlpatterns = [
+    path("api/v1/execute/async/<str:target>", views.ExecuteAsyncView.as_view()),
+    path("api/v1/execute/<str:target>", sync.execute_sync),
+    path("api/v1/executions", views.ExecutionListView.as_view()),
+    path("api/v1/executions/batch-status", views.BatchStatusView.as_view()),
+    path("api/v1/executions/note", views.NoteView.as_view()),
+    path("api/ui/v1/executions/note", views.NoteView.as_view()),
+    path("api/v1/workflow/executions/events", views.StepEventView.as_view()),
+    path("api/v1/executions/<str:execution_id>", views.ExecutionDetailView.as_view()),
+    path("api/v1/executions/<str:execution_id>/status", views.CallbackView.as_view()),
+    path("api/v1/executions/<str:execution_id>/cancel", views.CancelView.as_view()),
+    path("api/v1/executions/<str:execution_id>/logs", views.LogsView.as_view()),
+]

@@ -1,0 +1,160 @@
+"""Staff views of executions: list, filters, the detail with input, result, error and trace."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from executions.exceptions import InvalidTransition
+from executions.models import Execution, ExecutionEvent, Status, TraceEntry
+
+TRACE_ROWS = 500
+
+
+def pretty(value: Any) -> str:
+    """Indented JSON in a <pre>, escaped (agents and clients wrote it)."""
+    return format_html(
+        "<pre style='white-space:pre-wrap;max-height:30em;overflow:auto'>{}</pre>",
+        json.dumps(value, indent=2, ensure_ascii=False),
+    )
+
+
+def _age(delta_seconds: float) -> str:
+    if delta_seconds < 120:
+        return f"{delta_seconds:.0f} s"
+    if delta_seconds < 7200:
+        return f"{delta_seconds / 60:.0f} min"
+    return f"{delta_seconds / 3600:.1f} h"
+
+
+@admin.register(Execution)
+class ExecutionAdmin(admin.ModelAdmin):
+    list_display = ["id", "status", "target_display", "attempt", "age", "duration", "run_id", "webhook_registered"]
+    list_filter = ["status", "target_type", "node_id", "webhook_registered"]
+    search_fields = ["=id", "=run_id", "=parent_execution_id", "target_name", "node_id"]
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    show_full_result_count = False
+    actions = ["cancel_executions", "requeue_executions"]
+    readonly_fields = [
+        "id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "session_id", "actor_id",
+        "attempt", "max_attempts", "created_at", "started_at", "completed_at", "duration", "run_at",
+        "node_instance_id", "claimed_by", "idempotency_key", "webhook_registered", "error",
+        "input_pretty", "result_pretty", "error_details_pretty", "timeline", "trace",
+    ]  # fmt: skip
+    fieldsets = [
+        (None, {"fields": ["id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "error"]}),
+        ("Timing", {"fields": ["created_at", "started_at", "completed_at", "duration", "attempt", "max_attempts", "run_at"]}),
+        ("Payload", {"fields": ["input_pretty", "result_pretty", "error_details_pretty"]}),
+        ("Timeline and trace", {"fields": ["timeline", "trace"]}),
+        ("Dispatch", {"classes": ["collapse"], "fields": ["node_instance_id", "claimed_by", "idempotency_key", "session_id", "actor_id", "webhook_registered"]}),
+    ]  # fmt: skip
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="target", ordering="target_name")
+    def target_display(self, obj: Execution) -> str:
+        return obj.target
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, obj: Execution) -> str:
+        return _age((timezone.now() - obj.created_at).total_seconds())
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, obj: Execution) -> str:
+        return "" if obj.duration_ms is None else _age(obj.duration_ms / 1000)
+
+    @admin.display(description="input")
+    def input_pretty(self, obj: Execution) -> str:
+        return pretty(obj.input)
+
+    @admin.display(description="result")
+    def result_pretty(self, obj: Execution) -> str:
+        return pretty(obj.result)
+
+    @admin.display(description="error details")
+    def error_details_pretty(self, obj: Execution) -> str:
+        return pretty(obj.error_details)
+
+    @admin.display(description="timeline")
+    def timeline(self, obj: Execution) -> str:
+        rows = ExecutionEvent.objects.filter(execution_id=obj.id).order_by("id")
+        return format_html(
+            "<table><tr><th>id</th><th>time</th><th>event</th><th>status</th><th>data</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                             ((e.id, e.created_at, e.type, e.status, json.dumps(e.data)) for e in rows)),
+        )  # fmt: skip
+
+    @admin.display(description="trace (log lines, steps, notes)")
+    def trace(self, obj: Execution) -> str:
+        rows = TraceEntry.objects.filter(execution_id=obj.id).order_by("id")[:TRACE_ROWS]
+        return format_html(
+            "<table><tr><th>time</th><th>kind</th><th>level</th><th>message</th></tr>{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                             ((t.created_at, t.kind, t.level, t.message) for t in rows)),
+        )  # fmt: skip
+
+    @admin.action(description="Cancel selected executions (queued or running)")
+    def cancel_executions(self, request, queryset: QuerySet[Execution]) -> None:
+        now, done = timezone.now(), 0
+        for execution in queryset.filter(status__in=[Status.QUEUED, Status.RUNNING]):
+            try:
+                execution.cancel(now, f"cancelled by {request.user} in the admin")
+                done += 1
+            except InvalidTransition:
+                pass
+        self.message_user(request, f"Cancelled {done} execution(s).", messages.SUCCESS)
+
+    @admin.action(description="Re-queue selected finished executions (same ids, new attempts)")
+    def requeue_executions(self, request, queryset: QuerySet[Execution]) -> None:
+        from executions.services import wake_dispatchers
+
+        now, done = timezone.now(), 0
+        for execution in queryset.exclude(status__in=[Status.QUEUED, Status.RUNNING]):
+            try:
+                execution.reset_for_retry(now)
+                done += 1
+            except InvalidTransition:
+                pass
+        wake_dispatchers()
+        self.message_user(request, f"Re-queued {done} execution(s).", messages.SUCCESS)
+
+
+@admin.register(ExecutionEvent)
+class ExecutionEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "type", "status", "execution_id", "target"]
+    list_filter = ["type", "status"]
+    search_fields = ["=execution_id", "=run_id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(TraceEntry)
+class TraceEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "kind", "level", "execution_id", "message"]
+    list_filter = ["kind", "level"]
+    search_fields = ["=execution_id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

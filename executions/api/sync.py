@@ -1,0 +1,63 @@
+"""POST /api/v1/execute/{node}.{name}: the synchronous route, through the same durable queue.
+
+An async view: while it waits it holds no transaction and no thread, so the server keeps
+serving the agent's callbacks, memory calls and nested app.call traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from agentfield_project.exceptions import error_response
+from agentfield_project.parsers import loads
+from executions import services
+from executions.api.serializers import accepted_body, status_bodies, timestamp
+from executions.models import TERMINAL, Execution
+
+
+def _submit(target: str, raw: bytes, headers) -> tuple[Execution, str | None, bool]:
+    submission = services.build_submission(target, loads(raw), headers)
+    return services.submit(submission, timezone.now())
+
+
+def _terminal(execution_id: str) -> dict | None:
+    execution = Execution.objects.filter(pk=execution_id, status__in=TERMINAL).first()
+    if execution is None:
+        return None
+    body = status_bodies([execution])[execution.id]
+    body["finished_at"] = timestamp(execution.completed_at)
+    return body
+
+
+@csrf_exempt
+async def execute_sync(request: HttpRequest, target: str) -> JsonResponse:
+    """Queue the execution, wait for its terminal status (200), or answer 202 after the wait."""
+    if request.method != "POST":
+        return JsonResponse({"error": "method not allowed; use POST", "code": "method_not_allowed"}, status=405)
+    try:
+        raw = request.body
+        execution, webhook_error, _ = await sync_to_async(_submit)(target, raw, request.headers)
+    except Exception as exc:  # noqa: BLE001 - error_response maps client errors and re-raises the rest
+        return error_response(exc)
+    deadline = time.monotonic() + settings.AGENTFIELD_SYNC_WAIT_SECONDS
+    pause = 0.02
+    while time.monotonic() < deadline:
+        body = await sync_to_async(_terminal, thread_sensitive=False)(execution.id)
+        if body is not None:
+            return _with_ids(JsonResponse(body, status=200), execution)
+        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        pause = min(pause * 1.5, 0.5)
+    return _with_ids(JsonResponse(accepted_body(execution, webhook_error), status=202), execution)
+
+
+def _with_ids(response: JsonResponse, execution: Execution) -> JsonResponse:
+    response["X-Execution-ID"] = execution.id
+    response["X-Run-ID"] = execution.run_id
+    return response

@@ -1,0 +1,166 @@
+"""JSON API of executions: thin views over executions.services and executions.callbacks."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from executions import callbacks, services
+from executions.api.serializers import accepted_body, status_bodies
+from executions.exceptions import ExecutionError
+from executions.models import Execution, Status
+from nodes import client
+
+logger = logging.getLogger(__name__)
+
+MAX_LIMIT = 500
+MAX_OFFSET = 100_000
+
+
+def accepted_response(execution: Execution, webhook_error: str | None, created: bool) -> Response:
+    response = Response(accepted_body(execution, webhook_error), status=202 if created else 200)
+    response["X-Execution-ID"] = execution.id
+    response["X-Run-ID"] = execution.run_id
+    response["Location"] = f"/api/v1/executions/{execution.id}"
+    return response
+
+
+class ExecuteAsyncView(APIView):
+    """POST /api/v1/execute/async/{node}.{name}: queue it and answer 202 at once."""
+
+    def post(self, request, target: str):
+        submission = services.build_submission(target, request.data, request.headers)
+        execution, webhook_error, created = services.submit(submission, timezone.now())
+        return accepted_response(execution, webhook_error, created)
+
+
+class ExecutionDetailView(APIView):
+    def get(self, request, execution_id: str):
+        execution = services.get_execution(execution_id)
+        return Response(status_bodies([execution])[execution.id])
+
+
+def _int_param(request, name: str, default: int, maximum: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) > maximum:
+        raise ValidationError({name: f"must be an integer from 0 to {maximum}"})
+    return int(raw)
+
+
+def _time_param(request, name: str) -> datetime | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    try:
+        moment = parse_datetime(raw)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise ValidationError({name: "must be an RFC 3339 timestamp"})
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class ExecutionListView(APIView):
+    """GET /api/v1/executions: newest first, filtered by status, target, run, node and creation time."""
+
+    def get(self, request):
+        limit = _int_param(request, "limit", 50, MAX_LIMIT) or 50
+        offset = _int_param(request, "offset", 0, MAX_OFFSET)
+        executions = Execution.objects.all()
+        if state := request.query_params.get("status"):
+            if state not in Status.values:
+                raise ValidationError({"status": f"must be one of {', '.join(Status.values)}"})
+            executions = executions.filter(status=state)
+        if target := request.query_params.get("target"):
+            node_id, _, name = target.partition(".")
+            executions = executions.filter(node_id=node_id, **({"target_name": name} if name else {}))
+        for param, field in (
+            ("run_id", "run_id"),
+            ("node_id", "node_id"),
+            ("parent_execution_id", "parent_execution_id"),
+        ):
+            if value := request.query_params.get(param):
+                executions = executions.filter(**{field: value})
+        if after := _time_param(request, "created_after"):
+            executions = executions.filter(created_at__gte=after)
+        if before := _time_param(request, "created_before"):
+            executions = executions.filter(created_at__lt=before)
+        page = list(executions.order_by("-created_at", "-id")[offset : offset + limit + 1])
+        has_more = len(page) > limit
+        bodies = status_bodies(page[:limit])
+        return Response(
+            {
+                "executions": list(bodies.values()),
+                "count": len(bodies),
+                "limit": limit,
+                "offset": offset,
+                "next_offset": offset + limit if has_more else None,
+            }
+        )
+
+
+class BatchStatusView(APIView):
+    """POST /api/v1/executions/batch-status: up to 1,000 ids in one round trip."""
+
+    def post(self, request):
+        ids = request.data.get("execution_ids") if isinstance(request.data, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(item, str) and len(item) <= 255 for item in ids):
+            raise ExecutionError("execution_ids must be a list of execution id strings")
+        limit = settings.AGENTFIELD_BATCH_STATUS_LIMIT
+        if len(ids) > limit:
+            raise ExecutionError(f"at most {limit} execution_ids per request (got {len(ids)})")
+        found = status_bodies(list(Execution.objects.filter(pk__in=set(ids))))
+        missing = {"status": "not_found"}
+        return Response({item: found.get(item) or {"execution_id": item, **missing} for item in ids})
+
+
+class CallbackView(APIView):
+    """POST /api/v1/executions/{id}/status: the agent's completion or progress report."""
+
+    def post(self, request, execution_id: str):
+        callback = callbacks.parse_callback(request.data)
+        execution = callbacks.apply_callback(execution_id, callback, timezone.now())
+        return Response(status_bodies([execution])[execution.id])
+
+
+class CancelView(APIView):
+    """POST /api/v1/executions/{id}/cancel: queued stops at once; running also asks the agent."""
+
+    def post(self, request, execution_id: str):
+        execution, agent_url = callbacks.cancel(execution_id, timezone.now())
+        if agent_url:
+            outcome = client.post_json(agent_url, {}, {"X-Execution-ID": execution.id}, timeout=5.0)
+            logger.info("asked agent to cancel execution=%s answer=%s", execution.id, outcome.status_code)
+        return Response(status_bodies([execution])[execution.id])
+
+
+class LogsView(APIView):
+    def post(self, request, execution_id: str):
+        stored = callbacks.store_logs(execution_id, request.data, timezone.now())
+        return Response({"success": True, "stored": stored}, status=status.HTTP_202_ACCEPTED)
+
+
+class StepEventView(APIView):
+    def post(self, request):
+        callbacks.store_step_event(request.data, timezone.now())
+        return Response({"success": True})
+
+
+class NoteView(APIView):
+    def post(self, request):
+        execution_id = services.header(request.headers, "X-Execution-ID") or request.query_params.get(
+            "execution_id", ""
+        )
+        note = callbacks.store_note(execution_id, request.data, timezone.now())
+        body = {"message": note.message, "tags": note.data.get("tags", []), "timestamp": note.created_at.isoformat()}
+        return Response({"success": True, "note": body, "message": "Note added successfully"})

@@ -1,0 +1,178 @@
+"""What agents report about their executions: status callbacks, logs, step events, notes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from executions import statuses
+from executions.exceptions import ExecutionError, InvalidTransition
+from executions.models import Execution, Status, TraceEntry
+from executions.services import get_execution
+
+logger = logging.getLogger(__name__)
+
+MAX_TRACE_ENTRIES = 100
+MAX_MESSAGE = 8192
+
+
+@dataclass(frozen=True)
+class Callback:
+    status: str
+    result: Any
+    error: str
+    error_details: Any
+    duration_ms: int | None
+    progress: int | None
+
+
+def parse_callback(body: Any) -> Callback:
+    """Validate a status callback body; ExecutionError (400) saying what is wrong."""
+    if not isinstance(body, dict):
+        raise ExecutionError("callback body must be a JSON object with a 'status'")
+    status = statuses.normalize(body.get("status"))
+    if status is None:
+        raise ExecutionError(f"unsupported status {body.get('status')!r}")
+    error = body.get("error") or body.get("error_message") or ""
+    if not isinstance(error, str):
+        raise ExecutionError("error must be a string")
+    duration = body.get("duration_ms")
+    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0):
+        raise ExecutionError("duration_ms must be a non-negative number")
+    progress = body.get("progress")
+    if progress is not None and (isinstance(progress, bool) or not isinstance(progress, int)):
+        raise ExecutionError("progress must be an integer")
+    return Callback(
+        status=status,
+        result=body.get("result"),
+        error=error,
+        error_details=body.get("error_details"),
+        duration_ms=int(duration) if duration is not None else None,
+        progress=progress,
+    )
+
+
+def apply_callback(execution_id: str, callback: Callback, now: datetime) -> Execution:
+    """Apply an agent's callback: the first terminal status wins; a repeat of it is accepted.
+
+    A conflicting terminal status raises InvalidTransition (409). A `cancelled` that we did not
+    ask for (the SDK cancels in-flight work when its process is shut down) re-queues the
+    execution under the same ids instead: the work was interrupted, not abandoned.
+    """
+    execution = get_execution(execution_id)
+    try:
+        _transition(execution, callback, now)
+    except InvalidTransition:
+        current = get_execution(execution_id)
+        if current.status == callback.status or (current.is_terminal and callback.status not in statuses.TERMINAL):
+            return current
+        raise
+    return execution
+
+
+def _transition(execution: Execution, callback: Callback, now: datetime) -> None:
+    if callback.status == "succeeded":
+        execution.complete(callback.result, now, callback.duration_ms)
+    elif callback.status == "failed":
+        fields = {"error_details": callback.error_details}
+        if callback.result is not None:
+            fields["result"] = callback.result
+        execution.fail(callback.error or "agent reported failure", now, callback.duration_ms, **fields)
+    elif callback.status == "timeout":
+        execution.time_out(callback.error, now, callback.duration_ms)
+    elif callback.status == "cancelled":
+        _interrupted(execution, callback, now)
+    else:
+        execution.report_progress(now, callback.progress)
+
+
+def _interrupted(execution: Execution, callback: Callback, now: datetime) -> None:
+    if execution.status != Status.RUNNING:
+        execution.cancel(now, callback.error or "cancelled by the agent")
+        return
+    reason = f"agent interrupted the execution: {callback.error or 'cancelled'}"
+    with transaction.atomic():
+        if execution.attempt >= execution.max_attempts:
+            execution.fail(f"{reason} (attempt {execution.attempt} of {execution.max_attempts})", now)
+        else:
+            execution.requeue(now, now, reason)
+
+
+def store_logs(execution_id: str, body: Any, now: datetime) -> int:
+    """Keep the SDK's structured log lines as the execution's trace (one INSERT)."""
+    entries = body.get("entries") if isinstance(body, dict) else None
+    if entries is None and isinstance(body, dict):
+        entries = [body]
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ExecutionError("logs body must be {'entries': [objects]}")
+    if len(entries) > MAX_TRACE_ENTRIES:
+        raise ExecutionError(f"at most {MAX_TRACE_ENTRIES} log entries per request")
+    rows = [
+        TraceEntry(
+            execution_id=execution_id,
+            kind=TraceEntry.Kind.LOG,
+            level=str(entry.get("level") or "info")[:16],
+            message=str(entry.get("message") or "")[:MAX_MESSAGE],
+            data={key: value for key, value in entry.items() if key not in ("message", "level")},
+            created_at=now,
+        )
+        for entry in entries
+    ]
+    TraceEntry.objects.bulk_create(rows)
+    return len(rows)
+
+
+def store_step_event(body: Any, now: datetime) -> TraceEntry:
+    """The SDK's start/finish step event: trace only (it never changes the execution's status)."""
+    if not isinstance(body, dict):
+        raise ExecutionError("event body must be a JSON object")
+    execution_id = body.get("execution_id")
+    if not isinstance(execution_id, str) or not execution_id or len(execution_id) > 255:
+        raise ExecutionError("execution_id is required")
+    status = statuses.normalize(body.get("status")) or str(body.get("status") or "")[:32]
+    data = {key: body[key] for key in ("status", "reasoner_id", "agent_node_id", "duration_ms", "error") if key in body}
+    return TraceEntry.objects.create(
+        execution_id=execution_id,
+        kind=TraceEntry.Kind.STEP,
+        level="info",
+        message=f"step {status}",
+        data=data,
+        created_at=now,
+    )
+
+
+def store_note(execution_id: str, body: Any, now: datetime) -> TraceEntry:
+    """A note on an execution (`app.note`)."""
+    if not execution_id:
+        raise ExecutionError("execution_id is required in the X-Execution-ID header")
+    if not isinstance(body, dict) or not isinstance(body.get("message"), str) or not body["message"].strip():
+        raise ExecutionError("message cannot be empty")
+    tags = body.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise ExecutionError("tags must be a list of strings")
+    get_execution(execution_id)
+    return TraceEntry.objects.create(
+        execution_id=execution_id,
+        kind=TraceEntry.Kind.NOTE,
+        message=body["message"][:MAX_MESSAGE],
+        data={"tags": tags},
+        created_at=now,
+    )
+
+
+def cancel(execution_id: str, now: datetime) -> tuple[Execution, str | None]:
+    """Cancel a queued or running execution; return it and the agent URL to notify (if running)."""
+    execution = get_execution(execution_id)
+    was_running = execution.status == Status.RUNNING
+    execution.cancel(now, "cancelled by request")
+    if not was_running:
+        return execution, None
+    from nodes.models import Node
+
+    node = Node.objects.filter(pk=execution.node_id).only("base_url").first()
+    url = f"{node.base_url}/_internal/executions/{execution.id}/cancel" if node else None
+    return execution, url

@@ -1,0 +1,206 @@
+"""The execution dispatcher: claim due executions, hand them to agents, record what happened.
+
+The database is only touched from the loop's thread; agent calls run in a bounded thread pool
+so one slow agent cannot stall the others, and their outcomes come back through a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as stdlib_queue
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from agentfield_project.parsers import check_storable
+from executions import queue, recovery, retry
+from executions.exceptions import InvalidTransition
+from executions.queue import Claimed
+from nodes import client
+from nodes.client import AgentCallResult
+
+logger = logging.getLogger(__name__)
+
+USAGE_KEY = "__agentfield_usage__"
+RECOVERY_INTERVAL_SECONDS = 1.0
+STARTUP_GRACE_SECONDS = 15.0
+
+
+def agent_headers(claimed: Claimed) -> dict[str, str]:
+    """The headers an SDK agent reads: its execution id (which makes it answer 202) and context."""
+    execution = claimed.execution
+    headers = {
+        "X-Execution-ID": execution.id,
+        "X-Run-ID": execution.run_id,
+        "X-Workflow-ID": execution.run_id,
+        "X-Parent-Execution-ID": execution.parent_execution_id or "",
+        "X-Session-ID": execution.session_id,
+        "X-Actor-ID": execution.actor_id,
+        "X-AgentField-Attempt": str(execution.attempt),
+    }
+    return {name: value for name, value in headers.items() if value}
+
+
+def call_agent(claimed: Claimed, timeout: float) -> AgentCallResult:
+    """POST the bare input to `{base_url}/reasoners/{name}` (or /skills/{name})."""
+    execution = claimed.execution
+    kind = "skills" if execution.target_type == "skill" else "reasoners"
+    url = f"{claimed.base_url.rstrip('/')}/{kind}/{execution.target_name}"
+    return client.post_json(url, execution.input, agent_headers(claimed), timeout)
+
+
+def record_outcome(claimed: Claimed, result: AgentCallResult, now: datetime) -> str:
+    """Apply the agent's answer to the execution; return what was done (for logs and tests)."""
+    execution = claimed.execution
+    token = execution.lease_token
+    try:
+        if result.accepted:
+            execution.mark_running(token, claimed.instance_id, now)
+            return "running"
+        if result.ok:
+            return _succeed(execution, result, now)
+        if not retry.is_retryable(result.status_code):
+            execution.fail(f"agent rejected the execution: {result.describe()}", now, result.duration_ms)
+            return "failed"
+        if result.status_code is None and _just_registered(claimed, now) and "refused" in result.error:
+            # The SDK registers before its HTTP server accepts connections: not the agent's fault.
+            execution.requeue(now, now + timedelta(seconds=0.5), result.describe(), execution.lease_token, refund=True)
+            return "not_ready"
+        return _retry_or_fail(execution, result.describe(), now)
+    except InvalidTransition:
+        # A callback, a cancel or the reaper got there first: theirs is the newer state.
+        return "superseded"
+
+
+def _just_registered(claimed: Claimed, now: datetime) -> bool:
+    return now - claimed.node_since < timedelta(seconds=STARTUP_GRACE_SECONDS)
+
+
+def _succeed(execution, result: AgentCallResult, now: datetime) -> str:
+    body = result.body
+    if isinstance(body, dict):
+        body = {key: value for key, value in body.items() if key != USAGE_KEY}
+    try:
+        check_storable(body)
+    except Exception as exc:  # noqa: BLE001 - ParseError says what is wrong with the result
+        execution.fail(f"agent returned a result that cannot be stored: {exc}", now, result.duration_ms)
+        return "failed"
+    execution.complete(body, now, result.duration_ms)
+    return "succeeded"
+
+
+def _retry_or_fail(execution, reason: str, now: datetime) -> str:
+    if execution.attempt >= execution.max_attempts:
+        execution.fail(f"{reason} (gave up after {execution.attempt} attempts)", now)
+        return "failed"
+    run_at = retry.next_run_at(
+        execution.attempt,
+        now,
+        base=settings.AGENTFIELD_EXECUTION_RETRY_BASE_SECONDS,
+        cap=settings.AGENTFIELD_EXECUTION_RETRY_CAP_SECONDS,
+    )
+    execution.requeue(now, run_at, reason, lease_token=execution.lease_token)
+    return "retrying"
+
+
+class ExecutionDispatcher:
+    """One dispatcher process's execution loop: `run_once()` does one round of work."""
+
+    channel = "agentfield_executions"
+
+    def __init__(self, worker_id: str, concurrency: int | None = None, on_wake=None) -> None:
+        self.worker_id = worker_id
+        self.concurrency = concurrency or settings.AGENTFIELD_DISPATCHER_CONCURRENCY
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="agent-call")
+        self._done: stdlib_queue.SimpleQueue[tuple[Claimed, AgentCallResult]] = stdlib_queue.SimpleQueue()
+        self._in_flight = 0
+        self._on_wake = on_wake or (lambda: None)
+        self._next_recovery = 0.0
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def run_once(self, now: datetime | None = None, claim: bool = True) -> bool:
+        """Record finished calls, recover lost executions, claim and start new ones."""
+        close_old_connections()
+        did_work = self._record_finished()
+        did_work |= self._recover(now or timezone.now())
+        if claim and self._in_flight < self.concurrency:
+            did_work |= self._claim_and_start(now or timezone.now())
+        return did_work
+
+    def drain(self, timeout: float) -> None:
+        """Wait (bounded) for in-flight agent calls and record their outcomes."""
+        deadline = time.monotonic() + timeout
+        while self._in_flight and time.monotonic() < deadline:
+            self._record_one(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _claim_and_start(self, now: datetime) -> bool:
+        timeout = settings.AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS
+        lease = max(settings.AGENTFIELD_DISPATCH_LEASE_SECONDS, timeout + 1)
+        claimed = queue.claim(
+            self.worker_id,
+            now,
+            self.concurrency - self._in_flight,
+            lease_seconds=lease,
+            alive_seconds=settings.AGENTFIELD_NODE_LIVENESS_SECONDS,
+        )
+        for item in claimed:
+            if item.execution.attempt > item.execution.max_attempts:
+                # Claimed again and again without an outcome: dispatchers keep dying on it.
+                self._give_up(item, now)
+                continue
+            self._in_flight += 1
+            self._pool.submit(self._call, item, timeout)
+        return bool(claimed)
+
+    def _give_up(self, item: Claimed, now: datetime) -> None:
+        execution = item.execution
+        try:
+            execution.fail(f"dispatch was interrupted {execution.attempt - 1} times; giving up", now)
+        except InvalidTransition:
+            pass
+
+    def _call(self, item: Claimed, timeout: float) -> None:
+        try:
+            result = call_agent(item, timeout)
+        except Exception as exc:  # noqa: BLE001 - a bug here must not lose the outcome slot
+            logger.exception("agent call crashed execution=%s", item.execution.id)
+            result = AgentCallResult(None, error=f"dispatcher error: {exc.__class__.__name__}")
+        self._done.put((item, result))
+        self._on_wake()
+
+    def _record_finished(self) -> bool:
+        did = False
+        while self._record_one(timeout=None):
+            did = True
+        return did
+
+    def _record_one(self, timeout: float | None) -> bool:
+        try:
+            item, result = self._done.get(timeout=timeout) if timeout else self._done.get_nowait()
+        except stdlib_queue.Empty:
+            return False
+        self._in_flight -= 1
+        outcome = record_outcome(item, result, timezone.now())
+        logger.debug("execution=%s attempt=%s outcome=%s", item.execution.id, item.execution.attempt, outcome)
+        return True
+
+    def _recover(self, now: datetime) -> bool:
+        if time.monotonic() < self._next_recovery:
+            return False
+        self._next_recovery = time.monotonic() + RECOVERY_INTERVAL_SECONDS
+        handled = recovery.recover(
+            now,
+            alive_seconds=settings.AGENTFIELD_NODE_LIVENESS_SECONDS,
+            grace_seconds=settings.AGENTFIELD_LOST_EXECUTION_GRACE_SECONDS,
+        )
+        if handled:
+            logger.info("recovered %s executions of lost agents", handled)
+        return bool(handled)

@@ -1,0 +1,46 @@
+"""`manage.py run_dispatcher`: claim queued executions, call agents, deliver webhooks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import uuid
+from argparse import ArgumentParser
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from executions.dispatcher import ExecutionDispatcher
+from executions.runner import Runner
+from executions.wakeup import Wakeup
+
+
+class Command(BaseCommand):
+    help = "Dispatch queued executions to agents and deliver webhooks until stopped (SIGTERM/SIGINT)."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--concurrency", type=int, default=None, help="Agent calls in flight at once.")
+        parser.add_argument("--once", action="store_true", help="Exit when there is nothing left to do.")
+        parser.add_argument("--no-listen", action="store_true", help="Poll only (e.g. behind PgBouncer).")
+
+    def handle(self, *args: Any, concurrency: int | None, once: bool, no_listen: bool, **options: Any) -> None:
+        # A random id per process start: a restarted dispatcher must never look like the old one.
+        worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        listen = settings.AGENTFIELD_DISPATCHER_LISTEN and not no_listen
+        wakeup = Wakeup([ExecutionDispatcher.channel], listen=listen)
+        dispatcher = ExecutionDispatcher(worker_id, concurrency, on_wake=wakeup.poke)
+        runner = Runner([dispatcher], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS)
+
+        def stop(signum: int, frame: Any) -> None:
+            if runner._stopping:  # a second signal: stop waiting for agent calls
+                raise SystemExit(1)
+            runner.request_stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        self.stderr.write(f"dispatcher {worker_id} started (listen={listen})")
+        runner.run(once=once)
+        dispatcher.drain(timeout=settings.AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS)
+        self.stderr.write(f"dispatcher {worker_id} stopped")

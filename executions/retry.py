@@ -1,0 +1,16 @@
+"""Retry policy for dispatching executions (pure: no Django, no clock reads)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+def is_retryable(status_code: int | None) -> bool:
+    """Connection errors, timeouts, 408, 429 and 5xx are worth another attempt; other 4xx are not."""
+    return status_code is None or status_code in (408, 429) or status_code >= 500
+
+
+def next_run_at(attempt: int, now: datetime, *, base: float, cap: float) -> datetime:
+    """When to try again after `attempt` failed attempts: base doubling, capped."""
+    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    return now + timedelta(seconds=delay)

@@ -1,0 +1,177 @@
+"""Orchestration of executions across apps: submit, callbacks, cancel, trace."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+
+from executions import events
+from executions.exceptions import ExecutionError, ExecutionNotFound, IdempotencyConflict, InvalidTarget, TargetNotFound
+from executions.models import Execution
+from nodes.models import Node
+from webhooks import services as webhooks
+from webhooks.exceptions import InvalidWebhook
+
+logger = logging.getLogger(__name__)
+
+DISPATCH_CHANNEL = "agentfield_executions"
+MAX_HEADER_VALUE = 255
+
+
+def new_id(prefix: str) -> str:
+    """An id in the SDK's format: `<prefix>_<unix ms>_<8 hex>`."""
+    return f"{prefix}_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated execute request."""
+
+    node_id: str
+    name: str
+    input: dict[str, Any]
+    context: dict[str, Any]
+    webhook: Any  # the raw block; validated separately (a bad one does not reject the request)
+    run_id: str | None
+    parent_execution_id: str | None
+    session_id: str
+    actor_id: str
+    idempotency_key: str | None
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(
+            [self.node_id, self.name, self.input, self.context, self.webhook], sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def parse_target(target: str) -> tuple[str, str]:
+    """Split `node.name`; InvalidTarget unless it has exactly one dot and both parts."""
+    parts = target.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise InvalidTarget()
+    return parts[0], parts[1]
+
+
+def header(headers: Any, name: str) -> str:
+    """A trimmed header value; ExecutionError if it is too long or has control characters."""
+    value = (headers.get(name) or "").strip()
+    if len(value) > MAX_HEADER_VALUE or any(ord(ch) < 32 for ch in value):
+        raise ExecutionError(f"header {name} must be at most {MAX_HEADER_VALUE} printable characters")
+    return value
+
+
+def build_submission(target: str, body: Any, headers: Any) -> Submission:
+    """Validate an execute request (target, body and headers) without touching the database."""
+    node_id, name = parse_target(target)
+    if not isinstance(body, dict):
+        raise ExecutionError("request body must be a JSON object with an 'input' object")
+    if "input" not in body or body["input"] is None:
+        raise ExecutionError("input is required")
+    if not isinstance(body["input"], dict):
+        raise ExecutionError("input must be a JSON object (the reasoner's keyword arguments)")
+    context = body.get("context") or {}
+    if not isinstance(context, dict):
+        raise ExecutionError("context must be a JSON object")
+    # An inbound X-Execution-ID is the caller's own id (an app.call from inside a reasoner).
+    parent = header(headers, "X-Execution-ID") or header(headers, "X-Parent-Execution-ID")
+    return Submission(
+        node_id=node_id,
+        name=name,
+        input=body["input"],
+        context=context,
+        webhook=body.get("webhook"),
+        run_id=header(headers, "X-Run-ID") or None,
+        parent_execution_id=parent or None,
+        session_id=header(headers, "X-Session-ID"),
+        actor_id=header(headers, "X-Actor-ID"),
+        idempotency_key=header(headers, "Idempotency-Key") or None,
+    )
+
+
+def submit(sub: Submission, now: datetime) -> tuple[Execution, str | None, bool]:
+    """Store a queued execution; return it, the webhook error (if any) and whether it is new."""
+    node = Node.objects.filter(pk=sub.node_id).only("id", "reasoners", "skills").first()
+    if node is None:
+        raise TargetNotFound(f"node '{sub.node_id}' not found")
+    target_type = node.target_type(sub.name)
+    if target_type is None:
+        raise TargetNotFound(f"target '{sub.name}' not found on node '{sub.node_id}'")
+    fingerprint = sub.fingerprint()
+    if sub.idempotency_key:
+        existing = _existing_for_key(sub.idempotency_key, fingerprint)
+        if existing is not None:
+            return existing, None, False
+    spec, webhook_error = None, None
+    if sub.webhook is not None:
+        try:
+            spec = webhooks.parse_spec(sub.webhook)
+        except InvalidWebhook as exc:
+            webhook_error = str(exc)
+    try:
+        execution = _create(sub, target_type, fingerprint, spec, now)
+    except IntegrityError:
+        # Two requests raced with the same Idempotency-Key: the first one's row wins.
+        existing = _existing_for_key(sub.idempotency_key or "", fingerprint)
+        if existing is None:
+            raise
+        return existing, None, False
+    return execution, webhook_error, True
+
+
+def _existing_for_key(key: str, fingerprint: str) -> Execution | None:
+    existing = Execution.objects.filter(idempotency_key=key).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise IdempotencyConflict()
+    return existing
+
+
+def _create(sub: Submission, target_type: str, fingerprint: str, spec: Any, now: datetime) -> Execution:
+    execution = Execution(
+        id=new_id("exec"),
+        run_id=sub.run_id or new_id("run"),
+        parent_execution_id=sub.parent_execution_id,
+        session_id=sub.session_id,
+        actor_id=sub.actor_id,
+        node_id=sub.node_id,
+        target_name=sub.name,
+        target_type=target_type,
+        input=sub.input,
+        context=sub.context,
+        max_attempts=settings.AGENTFIELD_EXECUTION_MAX_ATTEMPTS,
+        run_at=now,
+        idempotency_key=sub.idempotency_key,
+        request_fingerprint=fingerprint,
+        webhook_registered=spec is not None,
+        created_at=now,
+        updated_at=now,
+    )
+    with transaction.atomic():
+        execution.save(force_insert=True)
+        if spec is not None:
+            webhooks.register(execution.id, spec, now)
+        events.record(execution, events.QUEUED, now)
+        wake_dispatchers()
+    return execution
+
+
+def wake_dispatchers() -> None:
+    """NOTIFY idle dispatchers; PostgreSQL delivers it when the current transaction commits."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, '')", [DISPATCH_CHANNEL])
+
+
+def get_execution(execution_id: str) -> Execution:
+    execution = Execution.objects.filter(pk=execution_id).first()
+    if execution is None:
+        raise ExecutionNotFound(f"execution '{execution_id}' not found")
+    return execution
