@@ -6,8 +6,10 @@ Runs under bench/peer_settings.py in child processes, against its own scratch da
 from __future__ import annotations
 
 import sys
+import time
 
 from bench import pg, procs
+from bench.report import Drain
 
 
 def _enqueue(count: int) -> None:
@@ -37,28 +39,42 @@ def prepare(srv: pg.Server) -> str:
     return url
 
 
-def drain(srv: pg.Server, url: str, jobs: int, workers: int) -> tuple[float, float]:
-    """(jobs/s from first start to last finish, wall-clock jobs/s including worker start-up)."""
+def drain(srv: pg.Server, url: str, jobs: int, workers: int) -> Drain:
+    """Drain `jobs` pre-enqueued no-op tasks with `workers` db_worker processes."""
     import psycopg
 
-    conninfo = srv.conninfo(url.rsplit("/", 1)[1].split("?")[0])
+    dbname = srv.scratch_name("djtasks")
+    conninfo = srv.conninfo(dbname)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("TRUNCATE django_tasks_database_dbtaskresult")
     procs.run([sys.executable, "-m", "bench.peer_djtasks", "enqueue", str(jobs)], _env(url))
-    args = [sys.executable, "-m", "django", "db_worker", "--batch", "--no-startup-delay", "--interval", "0", "--no-reload"]
+    args = [
+        sys.executable,
+        "-m",
+        "django",
+        "db_worker",
+        "--batch",
+        "--no-startup-delay",
+        "--interval",
+        "0",
+        "--no-reload",
+    ]
+    commits_before = pg.commits(srv, dbname)
     children = [procs.Process(f"db_worker{i}", args + ["--worker-id", f"w{i}"], _env(url)) for i in range(workers)]
     with psycopg.connect(conninfo, autocommit=True) as conn:
         count = "SELECT count(*) FROM django_tasks_database_dbtaskresult WHERE finished_at IS NOT NULL"
-        wall = procs.watch(children, lambda: conn.execute(count).fetchone()[0], jobs, "django-tasks-db")
+        watched = procs.watch(children, lambda: conn.execute(count).fetchone()[0], jobs, "django-tasks-db")
         for child in children:
             child.wait(timeout=30)
+        time.sleep(1.1)  # let the last statistics reach pg_stat_database
+        commits = pg.commits(srv, dbname) - commits_before - watched.polls
         first, last, done = conn.execute(
             "SELECT min(started_at), max(finished_at), count(*) FILTER (WHERE status = 'SUCCESSFUL')"
             " FROM django_tasks_database_dbtaskresult"
         ).fetchone()
     if done != jobs:
         raise RuntimeError(f"django-tasks-db finished {done} of {jobs}")
-    return jobs / (last - first).total_seconds(), jobs / wall
+    return Drain(jobs / (last - first).total_seconds(), jobs / watched.seconds, commits / jobs)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["enqueue"]:

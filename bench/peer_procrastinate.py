@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import procrastinate
 
 from bench import pg, procs
+from bench.report import Drain
 
-app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=os.environ.get("BENCH_PROCRASTINATE_DSN", "")))
+app = procrastinate.App(
+    connector=procrastinate.PsycopgConnector(conninfo=os.environ.get("BENCH_PROCRASTINATE_DSN", ""))
+)
 
 
 @app.task(name="noop")
@@ -29,8 +33,10 @@ def prepare(srv: pg.Server) -> str:
     return conninfo
 
 
-def drain(conninfo: str, jobs: int, concurrency: int) -> tuple[float, float]:
-    """(jobs/s from first start to last success, wall-clock jobs/s including worker start-up)."""
+def drain(srv: pg.Server, jobs: int, concurrency: int) -> Drain:
+    """Drain `jobs` pre-deferred no-op jobs with one worker of `concurrency` sub-workers."""
+    dbname = srv.scratch_name("procrastinate")
+    conninfo = srv.conninfo(dbname)
     import psycopg
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -40,11 +46,14 @@ def drain(conninfo: str, jobs: int, concurrency: int) -> tuple[float, float]:
         local.configure_task("noop").batch_defer(*({} for _ in range(jobs)))
     args = [sys.executable, "-m", "procrastinate", "--app=bench.peer_procrastinate.app", "worker", "--one-shot"]
     args += [f"--concurrency={concurrency}"]
+    commits_before = pg.commits(srv, dbname)
     worker = procs.Process("procrastinate", args, procs.env_for(BENCH_PROCRASTINATE_DSN=conninfo))
     with psycopg.connect(conninfo, autocommit=True) as conn:
         count = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
-        wall = procs.watch([worker], lambda: conn.execute(count).fetchone()[0], jobs, "procrastinate")
+        watched = procs.watch([worker], lambda: conn.execute(count).fetchone()[0], jobs, "procrastinate")
         worker.wait(timeout=30)
+        time.sleep(1.1)  # let the last statistics reach pg_stat_database
+        commits = pg.commits(srv, dbname) - commits_before - watched.polls
         first, last = conn.execute(
             "SELECT min(at) FILTER (WHERE type = 'started'), max(at) FILTER (WHERE type = 'succeeded') FROM procrastinate_events"
         ).fetchone()
@@ -52,4 +61,4 @@ def drain(conninfo: str, jobs: int, concurrency: int) -> tuple[float, float]:
     worker.stop()
     if done != jobs:
         raise RuntimeError(f"procrastinate finished {done} of {jobs}:\n{worker.output()}")
-    return jobs / (last - first).total_seconds(), jobs / wall
+    return Drain(jobs / (last - first).total_seconds(), jobs / watched.seconds, commits / jobs)

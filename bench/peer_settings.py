@@ -4,7 +4,7 @@ import environ
 
 env = environ.Env()
 
-SECRET_KEY = "bench-only"
+SECRET_KEY = "bench-only"  # noqa: S105 - a throw-away peer configuration
 USE_TZ = True
 TIME_ZONE = "UTC"
 INSTALLED_APPS = ["django_tasks", "django_tasks_db"]

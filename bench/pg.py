@@ -71,7 +71,15 @@ def recreate_database(srv: Server, name: str) -> None:
 
 def server_facts(srv: Server) -> dict[str, str]:
     """Version and the settings that decide queue throughput (peers.md §5.11)."""
-    names = ["shared_buffers", "synchronous_commit", "max_wal_size", "wal_level", "fsync", "autovacuum", "max_connections"]
+    names = [
+        "shared_buffers",
+        "synchronous_commit",
+        "max_wal_size",
+        "wal_level",
+        "fsync",
+        "autovacuum",
+        "max_connections",
+    ]
     with psycopg.connect(srv.conninfo("postgres"), autocommit=True) as conn:
         facts = {"version": conn.execute("SHOW server_version").fetchone()[0]}
         for name in names:

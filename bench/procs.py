@@ -12,6 +12,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
         time.sleep(interval)
 
 
-def env_for(database_url: str | None = None, settings_module: str = "agentfield_project.settings", **extra: Any) -> dict:
+def env_for(
+    database_url: str | None = None, settings_module: str = "agentfield_project.settings", **extra: Any
+) -> dict:
     """The environment of a child: our settings (or a peer's), DATABASE_URL, no inherited AGENTFIELD_*."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTFIELD_")}
     env.update({"DJANGO_SETTINGS_MODULE": settings_module, "PYTHONUNBUFFERED": "1", "AGENTFIELD_LOG_LEVEL": "WARNING"})
@@ -57,7 +60,9 @@ class Process:
         self.name = name
         self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
-        self.popen = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     @property
     def pid(self) -> int:
@@ -93,10 +98,20 @@ class Process:
         return 0
 
 
-def watch(children: list[Process], done: Callable[[], int], total: int, label: str, timeout: float = 1800) -> float:
-    """Wait until every child has exited (or `done()` reaches `total`), printing progress; returns seconds."""
+@dataclass
+class Watched:
+    seconds: float
+    polls: int  # each poll is one committed (read-only) transaction in the measured database
+
+
+def watch(children: list[Process], done: Callable[[], int], total: int, label: str, timeout: float = 1800) -> Watched:
+    """Wait until every child has exited (or `done()` reaches `total`), printing progress."""
     began = last_report = time.perf_counter()
-    while any(child.alive() for child in children) and done() < total:
+    polls = 0
+    while any(child.alive() for child in children):
+        polls += 1
+        if done() >= total:
+            break
         now = time.perf_counter()
         if now - began > timeout:
             raise TimeoutError(f"{label}: not done after {timeout:.0f}s")
@@ -104,15 +119,17 @@ def watch(children: list[Process], done: Callable[[], int], total: int, label: s
             count = done()
             progress(f"  {label}: {count:,}/{total:,} done ({count / (now - began):,.0f}/s so far)")
             last_report = now
-        time.sleep(0.05)
-    return time.perf_counter() - began
+        time.sleep(0.2)
+    return Watched(time.perf_counter() - began, polls)
 
 
 def run(args: list[str], env: dict[str, str], timeout: float = 600.0) -> str:
     """Run a command to completion; raise with its output if it fails."""
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        raise RuntimeError(
+            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+        )
     return done.stdout
 
 

@@ -36,6 +36,15 @@ class Row:
         return f"{fmt(low)}–{fmt(high)} (±{(high - low) / 2 / self.median * 100:.1f}%)"
 
 
+@dataclass(frozen=True)
+class Drain:
+    """One drain of a pre-filled backlog."""
+
+    rate: float  # jobs/s from the first job started to the last one finished (the system's own clocks)
+    wall_rate: float  # jobs/s from worker launch to done, start-up included
+    commits_per_job: float  # committed transactions in the system's database per job (polling excluded)
+
+
 class Unavailable(Exception):
     """This scenario cannot run here; the message says why (shown in the table)."""
 

@@ -77,7 +77,9 @@ def drain(conninfo: str, jobs: int, clients: int, batch: int) -> float:
     _prepare(conninfo, jobs)
     context = multiprocessing.get_context("fork")
     start, done_queue = context.Event(), context.Queue()
-    workers = [context.Process(target=_client, args=(conninfo, batch, f"w{i}", start, done_queue)) for i in range(clients)]
+    workers = [
+        context.Process(target=_client, args=(conninfo, batch, f"w{i}", start, done_queue)) for i in range(clients)
+    ]
     for worker in workers:
         worker.start()
     time.sleep(0.5)  # let every client connect before the clock starts
@@ -107,6 +109,8 @@ def run(ctx) -> list[Row]:
                 row.samples.append(drain(conninfo, ctx.ceiling_jobs, clients, batch))
                 time.sleep(1.1)  # backends flush their statistics about once a second
                 per_job = (pg.commits(srv, name) - before) / ctx.ceiling_jobs
-                progress(f"2 {label}: rep {rep + 1}/{ctx.repeat} {row.samples[-1]:,.0f} jobs/s, {per_job:.2f} commits/job")
+                progress(
+                    f"2 {label}: rep {rep + 1}/{ctx.repeat} {row.samples[-1]:,.0f} jobs/s, {per_job:.2f} commits/job"
+                )
             rows.append(row)
     return rows

@@ -13,6 +13,7 @@ import json
 import time
 
 COUNT = 0
+FIRST = 0.0
 TIMES: dict[str, float] = {}
 
 
@@ -23,7 +24,7 @@ def _response(status: int, body: bytes) -> bytes:
 
 
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int) -> None:
-    global COUNT
+    global COUNT, FIRST
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -35,14 +36,15 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, st
             if length:
                 await reader.readexactly(length)
             if target.startswith("/_stats"):
-                body = {"count": COUNT, **({"times": TIMES} if "times=1" in target else {})}
+                body = {"count": COUNT, "first": FIRST, **({"times": TIMES} if "times=1" in target else {})}
                 writer.write(_response(200, json.dumps(body).encode()))
             elif target.startswith("/_reset"):
-                COUNT = 0
+                COUNT, FIRST = 0, 0.0
                 TIMES.clear()
                 writer.write(_response(200, b"{}"))
             else:
                 COUNT += 1
+                FIRST = FIRST or received
                 if "x-execution-id" in headers:
                     TIMES[headers["x-execution-id"]] = received
                 writer.write(_response(status, b"{}"))
