@@ -116,8 +116,6 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-queue selected finished executions (same ids, new attempts)")
     def requeue_executions(self, request, queryset: QuerySet[Execution]) -> None:
-        from executions.services import wake_dispatchers
-
         now, done = timezone.now(), 0
         for execution in queryset.exclude(status__in=[Status.QUEUED, Status.RUNNING]):
             try:
@@ -125,7 +123,6 @@ class ExecutionAdmin(admin.ModelAdmin):
                 done += 1
             except InvalidTransition:
                 pass
-        wake_dispatchers()
         self.message_user(request, f"Re-queued {done} execution(s).", messages.SUCCESS)
 
 

@@ -17,7 +17,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from agentfield_project.parsers import check_storable
-from executions import queue, recovery, retry
+from executions import events, queue, recovery, retry
 from executions.exceptions import InvalidTransition
 from executions.queue import Claimed
 from nodes import client
@@ -110,7 +110,7 @@ def _retry_or_fail(execution, reason: str, now: datetime) -> str:
 class ExecutionDispatcher:
     """One dispatcher process's execution loop: `run_once()` does one round of work."""
 
-    channel = "agentfield_executions"
+    channel = events.DISPATCH_CHANNEL
 
     def __init__(self, worker_id: str, concurrency: int | None = None, on_wake=None) -> None:
         self.worker_id = worker_id

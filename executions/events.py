@@ -9,6 +9,7 @@ because the table is the truth and PostgreSQL folds identical notifications of o
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,52 +34,60 @@ TERMINAL_EVENT = {
 }
 
 CHANNEL = "agentfield_events"
+# Dispatchers LISTEN here: an execution became due.
+DISPATCH_CHANNEL = "agentfield_executions"
 
-_NEXT_IDS = """
-INSERT INTO executions_eventcounter (id, value) VALUES (1, %s)
-ON CONFLICT (id) DO UPDATE SET value = executions_eventcounter.value + EXCLUDED.value
-RETURNING value
+# One round trip: reserve ids on the counter row (its lock is held until commit, so ids become
+# visible in order), insert the events, and notify listeners (delivered at commit).
+_RECORD = """
+WITH counter AS (
+    INSERT INTO executions_eventcounter (id, value) VALUES (1, %(count)s)
+    ON CONFLICT (id) DO UPDATE SET value = executions_eventcounter.value + EXCLUDED.value
+    RETURNING value
+), inserted AS (
+    INSERT INTO executions_executionevent (id, execution_id, run_id, node_id, target, type, status, data, created_at)
+    SELECT counter.value - %(count)s + item.n, item.execution_id, item.run_id, item.node_id, item.target,
+           item.type, item.status, item.data, %(now)s
+      FROM counter,
+           unnest(%(execution_ids)s::text[], %(run_ids)s::text[], %(node_ids)s::text[], %(targets)s::text[],
+                  %(types)s::text[], %(statuses)s::text[], %(datas)s::jsonb[])
+           WITH ORDINALITY AS item(execution_id, run_id, node_id, target, type, status, data, n)
+    RETURNING id
+)
+SELECT (SELECT max(id) FROM inserted), pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
 """
 
 
-def allocate_ids(count: int) -> range:
-    """Reserve `count` consecutive event ids; must run inside the transaction that inserts them."""
-    with connection.cursor() as cursor:
-        cursor.execute(_NEXT_IDS, [count])
-        last = cursor.fetchone()[0]
-    return range(last - count + 1, last + 1)
+def record(
+    execution: Execution, type: str, now: datetime, data: dict[str, Any] | None = None, notify: tuple[str, ...] = ()
+) -> int:
+    """Append one event for `execution` (call last in the transaction of the change); return its id."""
+    return record_many([(execution, type, data or {})], now, notify)
 
 
-def record(execution: Execution, type: str, now: datetime, data: dict[str, Any] | None = None) -> ExecutionEvent:
-    """Append one event for `execution` (call inside the transaction of the change)."""
-    return record_many([(execution, type, data or {})], now)[0]
+def record_many(items: list[tuple[Execution, str, dict[str, Any]]], now: datetime, notify: tuple[str, ...] = ()) -> int:
+    """Append events for several executions in one statement; return the last id.
 
-
-def record_many(items: list[tuple[Execution, str, dict[str, Any]]], now: datetime) -> list[ExecutionEvent]:
-    """Append events for several executions with one id allocation and one INSERT."""
-    from executions.models import ExecutionEvent
-
+    Call it as the last statement of the transaction: the counter row stays locked until commit.
+    `notify` names extra channels to wake (the event channel is always notified).
+    """
     if not items:
-        return []
-    ids = allocate_ids(len(items))
-    rows = [
-        ExecutionEvent(
-            id=event_id,
-            execution_id=execution.id,
-            run_id=execution.run_id,
-            node_id=execution.node_id,
-            target=execution.target,
-            type=type,
-            status=execution.status,
-            data=data,
-            created_at=now,
-        )
-        for event_id, (execution, type, data) in zip(ids, items, strict=True)
-    ]
-    ExecutionEvent.objects.bulk_create(rows)
+        return 0
+    params = {
+        "count": len(items),
+        "now": now,
+        "execution_ids": [execution.id for execution, _, _ in items],
+        "run_ids": [execution.run_id for execution, _, _ in items],
+        "node_ids": [execution.node_id for execution, _, _ in items],
+        "targets": [execution.target for execution, _, _ in items],
+        "types": [type for _, type, _ in items],
+        "statuses": [execution.status for execution, _, _ in items],
+        "datas": [json.dumps(data) for _, _, data in items],
+        "channels": [CHANNEL, *notify],
+    }
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, '')", [CHANNEL])
-    return rows
+        cursor.execute(_RECORD, params)
+        return cursor.fetchone()[0]
 
 
 def as_frame(event: ExecutionEvent) -> dict[str, Any]:

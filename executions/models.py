@@ -162,11 +162,11 @@ class Execution(models.Model):
                 updated_at=now,
                 **fields,
             )
-            events.record(self, events.TERMINAL_EVENT[status], now)
             if self.webhook_registered:
                 from executions.notifications import enqueue_webhook
 
                 enqueue_webhook(self, now)
+            events.record(self, events.TERMINAL_EVENT[status], now)
 
     def requeue(
         self, now: datetime, run_at: datetime, reason: str, lease_token: uuid.UUID | None = None, refund: bool = False
@@ -190,7 +190,8 @@ class Execution(models.Model):
                 error=reason,
                 updated_at=now,
             )
-            events.record(self, events.RETRYING, now, {"reason": reason, "attempt": self.attempt})
+            data = {"reason": reason, "attempt": self.attempt}
+            events.record(self, events.RETRYING, now, data, notify=(events.DISPATCH_CHANNEL,))
 
     def reset_for_retry(self, now: datetime) -> None:
         """Staff re-queue of a finished execution: a fresh series of attempts under the same ids."""
@@ -209,7 +210,7 @@ class Execution(models.Model):
                 node_instance_id="",
                 updated_at=now,
             )
-            events.record(self, events.QUEUED, now, {"requeued": True})
+            events.record(self, events.QUEUED, now, {"requeued": True}, notify=(events.DISPATCH_CHANNEL,))
 
 
 class ExecutionEvent(models.Model):

@@ -26,6 +26,10 @@ class Runner:
         self.max_rounds = max_rounds
         self._stopping = False
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def request_stop(self) -> None:
         self._stopping = True
         self.wakeup.stop()

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 from executions import events
 from executions.exceptions import ExecutionError, ExecutionNotFound, IdempotencyConflict, InvalidTarget, TargetNotFound
@@ -23,7 +23,6 @@ from webhooks.exceptions import InvalidWebhook
 
 logger = logging.getLogger(__name__)
 
-DISPATCH_CHANNEL = "agentfield_executions"
 MAX_HEADER_VALUE = 255
 
 
@@ -159,15 +158,8 @@ def _create(sub: Submission, target_type: str, fingerprint: str, spec: Any, now:
         execution.save(force_insert=True)
         if spec is not None:
             webhooks.register(execution.id, spec, now)
-        events.record(execution, events.QUEUED, now)
-        wake_dispatchers()
+        events.record(execution, events.QUEUED, now, notify=(events.DISPATCH_CHANNEL,))
     return execution
-
-
-def wake_dispatchers() -> None:
-    """NOTIFY idle dispatchers; PostgreSQL delivers it when the current transaction commits."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_notify(%s, '')", [DISPATCH_CHANNEL])
 
 
 def get_execution(execution_id: str) -> Execution:

@@ -34,7 +34,7 @@ class Command(BaseCommand):
         runner = Runner([dispatcher], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS)
 
         def stop(signum: int, frame: Any) -> None:
-            if runner._stopping:  # a second signal: stop waiting for agent calls
+            if runner.stopping:  # a second signal: stop waiting for agent calls
                 raise SystemExit(1)
             runner.request_stop()
 
