@@ -91,8 +91,11 @@ class Bench:
 
     def enqueue(self, count: int, node_id: str = NODE_ID, name: str = REASONER, batch: int = 5000) -> None:
         """Bulk-insert `count` queued executions (the row the API writes, without its 'queued' event)."""
+        from django.db import connection
+
+        from executions.dispatcher import ExecutionDispatcher
         from executions.models import Execution
-        from executions.services import new_id, wake_dispatchers
+        from executions.services import new_id
 
         now = datetime.now(UTC)
         for start in range(0, count, batch):
@@ -110,7 +113,8 @@ class Bench:
                 for i in range(min(batch, count - start))
             ]
             Execution.objects.bulk_create(rows)
-        wake_dispatchers()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [ExecutionDispatcher.channel])
 
     def count(self, status: str = "succeeded") -> int:
         from executions.models import Execution

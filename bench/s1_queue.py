@@ -10,6 +10,7 @@ system sees the same background load.
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Callable
 
 from bench import ours, peer_djtasks, peer_procrastinate
@@ -21,6 +22,8 @@ class _System:
         self.row, self.drain, self.results = row, drain, []
 
     def finish(self, jobs: int) -> Row:
+        if not self.results:
+            return self.row
         walls = [result.wall_rate for result in self.results]
         commits = sorted(result.commits_per_job for result in self.results)
         extra = f"{jobs:,} jobs; {commits[len(commits) // 2]:.2f} commits/job; wall incl. start-up {fmt(min(walls))}–{fmt(max(walls))}/s"
@@ -84,8 +87,13 @@ def run(ctx) -> list[Row]:
     try:
         systems = _systems(ctx, bench)
         for rep in range(ctx.repeat):
-            for system in systems:
-                result = system.drain()
+            for system in [system for system in systems if not system.row.unavailable]:
+                try:
+                    result = system.drain()
+                except Exception as error:  # one broken system must not lose the others' numbers
+                    traceback.print_exc()
+                    system.row.unavailable = f"failed: {type(error).__name__}: {error}"[:300]
+                    continue
                 system.results.append(result)
                 system.row.samples.append(result.rate)
                 progress(
