@@ -48,26 +48,22 @@ def drain(srv: pg.Server, url: str, jobs: int, workers: int) -> Drain:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("TRUNCATE django_tasks_database_dbtaskresult")
     procs.run([sys.executable, "-m", "bench.peer_djtasks", "enqueue", str(jobs)], _env(url))
-    args = [
-        sys.executable,
-        "-m",
-        "django",
-        "db_worker",
-        "--batch",
-        "--no-startup-delay",
-        "--interval",
-        "0",
-        "--no-reload",
-    ]
+    args = [sys.executable, "-m", "django", "db_worker", "--batch", "--no-startup-delay", "--no-reload"]
+    args += ["--interval", "0"]
     commits_before = pg.commits(srv, dbname)
     children = [procs.Process(f"db_worker{i}", args + ["--worker-id", f"w{i}"], _env(url)) for i in range(workers)]
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        count = "SELECT count(*) FROM django_tasks_database_dbtaskresult WHERE finished_at IS NOT NULL"
-        watched = procs.watch(children, lambda: conn.execute(count).fetchone()[0], jobs, "django-tasks-db")
+    count = "SELECT count(*) FROM django_tasks_database_dbtaskresult WHERE finished_at IS NOT NULL"
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            watched = procs.watch(children, lambda: conn.execute(count).fetchone()[0], jobs, "django-tasks-db")
+            for child in children:
+                child.wait(timeout=30)
+    finally:
         for child in children:
-            child.wait(timeout=30)
-        time.sleep(1.1)  # let the last statistics reach pg_stat_database
-        commits = pg.commits(srv, dbname) - commits_before - watched.polls
+            child.stop()
+    time.sleep(1.1)  # let the last statistics reach pg_stat_database
+    commits = pg.commits(srv, dbname) - commits_before - watched.polls
+    with psycopg.connect(conninfo, autocommit=True) as conn:
         first, last, done = conn.execute(
             "SELECT min(started_at), max(finished_at), count(*) FILTER (WHERE status = 'SUCCESSFUL')"
             " FROM django_tasks_database_dbtaskresult"

@@ -48,17 +48,20 @@ def drain(srv: pg.Server, jobs: int, concurrency: int) -> Drain:
     args += [f"--concurrency={concurrency}"]
     commits_before = pg.commits(srv, dbname)
     worker = procs.Process("procrastinate", args, procs.env_for(BENCH_PROCRASTINATE_DSN=conninfo))
+    count = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            watched = procs.watch([worker], lambda: conn.execute(count).fetchone()[0], jobs, "procrastinate")
+            worker.wait(timeout=30)
+    finally:
+        worker.stop()
+    time.sleep(1.1)  # let the last statistics reach pg_stat_database
+    commits = pg.commits(srv, dbname) - commits_before - watched.polls
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        count = "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'"
-        watched = procs.watch([worker], lambda: conn.execute(count).fetchone()[0], jobs, "procrastinate")
-        worker.wait(timeout=30)
-        time.sleep(1.1)  # let the last statistics reach pg_stat_database
-        commits = pg.commits(srv, dbname) - commits_before - watched.polls
         first, last = conn.execute(
             "SELECT min(at) FILTER (WHERE type = 'started'), max(at) FILTER (WHERE type = 'succeeded') FROM procrastinate_events"
         ).fetchone()
-        done = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'").fetchone()[0]
-    worker.stop()
+        done = conn.execute(count).fetchone()[0]
     if done != jobs:
         raise RuntimeError(f"procrastinate finished {done} of {jobs}:\n{worker.output()}")
     return Drain(jobs / (last - first).total_seconds(), jobs / watched.seconds, commits / jobs)
