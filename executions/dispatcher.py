@@ -11,14 +11,17 @@ import queue as stdlib_queue
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from rest_framework.exceptions import ParseError
 
 from agentfield_project.parsers import check_storable
 from executions import events, queue, recovery, retry
 from executions.exceptions import InvalidTransition
+from executions.models import Execution
 from executions.queue import Claimed
 from nodes import client
 from nodes.client import AgentCallResult
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 USAGE_KEY = "__agentfield_usage__"
 RECOVERY_INTERVAL_SECONDS = 1.0
 STARTUP_GRACE_SECONDS = 15.0
+MAX_RECORD_BATCH = 500
 
 
 def agent_headers(claimed: Claimed) -> dict[str, str]:
@@ -76,18 +80,51 @@ def record_outcome(claimed: Claimed, result: AgentCallResult, now: datetime) -> 
         return "superseded"
 
 
+def record_outcomes(finished: list[tuple[Claimed, AgentCallResult]], now: datetime) -> dict[str, int]:
+    """Record many outcomes: accepted and succeeded ones in one transaction each, the rest one by one."""
+    accepted, succeeded, others = [], [], []
+    for claimed, result in finished:
+        if result.accepted:
+            accepted.append((claimed.execution, claimed.instance_id))
+        elif result.ok and _storable(_strip_usage(result.body)):
+            succeeded.append((claimed.execution, _strip_usage(result.body), result.duration_ms))
+        else:
+            others.append((claimed, result))
+    counts = {"running": 0, "succeeded": 0}
+    if accepted:
+        counts["running"] = len(Execution.mark_running_many(accepted, now))
+    if succeeded:
+        counts["succeeded"] = len(Execution.complete_many(succeeded, now))
+    for claimed, result in others:
+        outcome = record_outcome(claimed, result, now)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def _strip_usage(body: Any) -> Any:
+    if isinstance(body, dict) and USAGE_KEY in body:
+        return {key: value for key, value in body.items() if key != USAGE_KEY}
+    return body
+
+
+def _storable(body: Any) -> bool:
+    try:
+        check_storable(body)
+    except ParseError:
+        return False
+    return True
+
+
 def _just_registered(claimed: Claimed, now: datetime) -> bool:
     return now - claimed.node_since < timedelta(seconds=STARTUP_GRACE_SECONDS)
 
 
 def _succeed(execution, result: AgentCallResult, now: datetime) -> str:
-    body = result.body
-    if isinstance(body, dict):
-        body = {key: value for key, value in body.items() if key != USAGE_KEY}
+    body = _strip_usage(result.body)
     try:
         check_storable(body)
-    except Exception as exc:  # noqa: BLE001 - ParseError says what is wrong with the result
-        execution.fail(f"agent returned a result that cannot be stored: {exc}", now, result.duration_ms)
+    except ParseError as exc:
+        execution.fail(f"agent returned a result that cannot be stored: {exc.detail}", now, result.duration_ms)
         return "failed"
     execution.complete(body, now, result.duration_ms)
     return "succeeded"
@@ -138,7 +175,8 @@ class ExecutionDispatcher:
         """Wait (bounded) for in-flight agent calls and record their outcomes."""
         deadline = time.monotonic() + timeout
         while self._in_flight and time.monotonic() < deadline:
-            self._record_one(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
+            if not self._record_finished():
+                time.sleep(0.05)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _claim_and_start(self, now: datetime) -> bool:
@@ -177,19 +215,17 @@ class ExecutionDispatcher:
         self._on_wake()
 
     def _record_finished(self) -> bool:
-        did = False
-        while self._record_one(timeout=None):
-            did = True
-        return did
-
-    def _record_one(self, timeout: float | None) -> bool:
-        try:
-            item, result = self._done.get(timeout=timeout) if timeout else self._done.get_nowait()
-        except stdlib_queue.Empty:
+        finished = []
+        while len(finished) < MAX_RECORD_BATCH:
+            try:
+                finished.append(self._done.get_nowait())
+            except stdlib_queue.Empty:
+                break
+        if not finished:
             return False
-        self._in_flight -= 1
-        outcome = record_outcome(item, result, timezone.now())
-        logger.debug("execution=%s attempt=%s outcome=%s", item.execution.id, item.execution.attempt, outcome)
+        self._in_flight -= len(finished)
+        counts = record_outcomes(finished, timezone.now())
+        logger.debug("recorded outcomes %s", counts)
         return True
 
     def _recover(self, now: datetime) -> bool:

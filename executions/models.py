@@ -8,11 +8,12 @@ transaction (see `_finish`).
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Q
 
 from executions import events
@@ -123,6 +124,70 @@ class Execution(models.Model):
             )
             events.record(self, events.STARTED, now)
 
+    @classmethod
+    def mark_running_many(cls, items: list[tuple[Execution, str]], now: datetime) -> list[Execution]:
+        """Batch `mark_running` for (execution, instance id) pairs; return those still leased by us."""
+        sql = """
+            UPDATE executions_execution e
+               SET status = 'running', node_instance_id = v.instance, lease_token = NULL,
+                   started_at = COALESCE(e.started_at, %(now)s), updated_at = %(now)s
+              FROM unnest(%(ids)s::text[], %(tokens)s::uuid[], %(instances)s::text[]) AS v(id, token, instance)
+             WHERE e.id = v.id AND e.status = 'queued' AND e.lease_token = v.token
+            RETURNING e.id
+        """
+        params = {
+            "now": now,
+            "ids": [execution.id for execution, _ in items],
+            "tokens": [execution.lease_token for execution, _ in items],
+            "instances": [instance for _, instance in items],
+        }
+        with transaction.atomic():
+            done = set(_returned_ids(sql, params))
+            moved = [execution for execution, _ in items if execution.id in done]
+            for execution in moved:
+                execution.status, execution.lease_token = Status.RUNNING, None
+            events.record_many([(execution, events.STARTED, {}) for execution in moved], now)
+        return moved
+
+    @classmethod
+    def complete_many(cls, items: list[tuple[Execution, Any, int | None]], now: datetime) -> list[Execution]:
+        """Batch `complete` for (execution, result, duration_ms); return those that were still active."""
+        sql = """
+            UPDATE executions_execution e
+               SET status = 'succeeded', result = v.result, error = '', lease_token = NULL,
+                   completed_at = %(now)s, updated_at = %(now)s,
+                   duration_ms = COALESCE(v.duration, GREATEST(0, (EXTRACT(EPOCH FROM
+                       (%(now)s - COALESCE(e.started_at, e.created_at))) * 1000)::bigint))
+              FROM unnest(%(ids)s::text[], %(results)s::jsonb[], %(durations)s::bigint[]) AS v(id, result, duration)
+             WHERE e.id = v.id AND e.status IN ('queued', 'running')
+            RETURNING e.id, e.duration_ms
+        """
+        params = {
+            "now": now,
+            "ids": [execution.id for execution, _, _ in items],
+            "results": [json.dumps(result) for _, result, _ in items],
+            "durations": [duration for _, _, duration in items],
+        }
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                durations = dict(cursor.fetchall())
+            finished = [execution for execution, _, _ in items if execution.id in durations]
+            results = {execution.id: result for execution, result, _ in items}
+            for execution in finished:
+                execution.status, execution.result, execution.error = Status.SUCCEEDED, results[execution.id], ""
+                execution.completed_at, execution.duration_ms, execution.lease_token = (
+                    now,
+                    durations[execution.id],
+                    None,
+                )
+                if execution.webhook_registered:
+                    from executions.notifications import enqueue_webhook
+
+                    enqueue_webhook(execution, now)
+            events.record_many([(execution, events.COMPLETED, {}) for execution in finished], now)
+        return finished
+
     def report_progress(self, now: datetime, progress: int | None = None) -> None:
         """A non-terminal callback (`running`, `processing`, ...): running, with optional progress."""
         changes: dict[str, Any] = {"status": Status.RUNNING, "updated_at": now}
@@ -211,6 +276,12 @@ class Execution(models.Model):
                 updated_at=now,
             )
             events.record(self, events.QUEUED, now, {"requeued": True}, notify=(events.DISPATCH_CHANNEL,))
+
+
+def _returned_ids(sql: str, params: dict[str, Any]) -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 class ExecutionEvent(models.Model):
