@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -56,3 +57,17 @@ def error_response(exc: Exception) -> JsonResponse:
     if isinstance(exc, exceptions.APIException):
         return JsonResponse({"error": _message(exc.detail), "code": exc.default_code}, status=exc.status_code)
     raise exc
+
+
+def page_not_found(request, exception):
+    """handler404: JSON under /api/ (every API error is JSON), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": f"no route for {request.method} {request.path}", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """handler500: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "internal server error", "code": "server_error"}, status=500)
+    return defaults.server_error(request)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from rest_framework.exceptions import ParseError
@@ -44,6 +45,9 @@ def check_storable(value: Any, depth: int = 0) -> None:
             check_storable(item, depth + 1)
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
         raise ParseError("integer out of range (64-bit signed)")
+    elif isinstance(value, float) and not math.isfinite(value):
+        # 1e400 parses to inf without any NaN/Infinity token; PostgreSQL's jsonb refuses it.
+        raise ParseError("number out of range (JSON numbers must be finite)")
 
 
 def _check_string(text: str) -> None:

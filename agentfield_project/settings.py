@@ -31,6 +31,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "agentfield_project.middleware.reject_nul_characters",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -143,6 +144,10 @@ AGENTFIELD_WEBHOOK_RETRY_BASE_SECONDS = env.float("AGENTFIELD_WEBHOOK_RETRY_BASE
 AGENTFIELD_WEBHOOK_RETRY_CAP_SECONDS = env.float("AGENTFIELD_WEBHOOK_RETRY_CAP_SECONDS", default=300.0)
 AGENTFIELD_WEBHOOK_TIMEOUT_SECONDS = env.float("AGENTFIELD_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 AGENTFIELD_WEBHOOK_RESPONSE_CAP_BYTES = env.int("AGENTFIELD_WEBHOOK_RESPONSE_CAP_BYTES", default=16 * 1024)
+# A claimed delivery's lease is the timeout plus this margin; a dead worker's claim is retried after it.
+AGENTFIELD_WEBHOOK_LEASE_MARGIN_SECONDS = env.float("AGENTFIELD_WEBHOOK_LEASE_MARGIN_SECONDS", default=30.0)
+# Threads posting webhooks in one dispatcher process.
+AGENTFIELD_WEBHOOK_CONCURRENCY = env.int("AGENTFIELD_WEBHOOK_CONCURRENCY", default=8)
 # Networks webhooks may reach although they are not public (loopback for the dev server).
 AGENTFIELD_WEBHOOK_ALLOWED_CIDRS = env.list("AGENTFIELD_WEBHOOK_ALLOWED_CIDRS", default=[])
 

@@ -8,4 +8,8 @@ urlpatterns = [
     path("", include("nodes.api.urls")),
     path("", include("executions.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("executions.api.memory_urls")),
 ]
+
+handler404 = "agentfield_project.exceptions.page_not_found"
+handler500 = "agentfield_project.exceptions.server_error"

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from executions.exceptions import InvalidTransition
+from executions.memory_admin import checkpoints_table  # also registers MemoryEntryAdmin
 from executions.models import Execution, ExecutionEvent, Status, TraceEntry
 
 TRACE_ROWS = 500
@@ -45,13 +46,13 @@ class ExecutionAdmin(admin.ModelAdmin):
         "id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "session_id", "actor_id",
         "attempt", "max_attempts", "created_at", "started_at", "completed_at", "duration", "run_at",
         "node_instance_id", "claimed_by", "idempotency_key", "webhook_registered", "error",
-        "input_pretty", "result_pretty", "error_details_pretty", "timeline", "trace",
+        "input_pretty", "result_pretty", "error_details_pretty", "timeline", "trace", "checkpoints",
     ]  # fmt: skip
     fieldsets = [
         (None, {"fields": ["id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "error"]}),
         ("Timing", {"fields": ["created_at", "started_at", "completed_at", "duration", "attempt", "max_attempts", "run_at"]}),
         ("Payload", {"fields": ["input_pretty", "result_pretty", "error_details_pretty"]}),
-        ("Timeline and trace", {"fields": ["timeline", "trace"]}),
+        ("Timeline and trace", {"fields": ["timeline", "trace", "checkpoints"]}),
         ("Dispatch", {"classes": ["collapse"], "fields": ["node_instance_id", "claimed_by", "idempotency_key", "session_id", "actor_id", "webhook_registered"]}),
     ]  # fmt: skip
 
@@ -102,6 +103,10 @@ class ExecutionAdmin(admin.ModelAdmin):
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                              ((t.created_at, t.kind, t.level, t.message) for t in rows)),
         )  # fmt: skip
+
+    @admin.display(description="checkpoints (memory of the run)")
+    def checkpoints(self, obj: Execution) -> str:
+        return checkpoints_table(obj.run_id)
 
     @admin.action(description="Cancel selected executions (queued or running)")
     def cancel_executions(self, request, queryset: QuerySet[Execution]) -> None:

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 MAX_TRACE_ENTRIES = 100
 MAX_MESSAGE = 8192
+MAX_DURATION_MS = 2**53  # JSON's exact integers; far beyond any real run, inside the bigint column
+MAX_PROGRESS = 2**31 - 1  # the integer column
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,15 @@ def parse_callback(body: Any) -> Callback:
     if not isinstance(error, str):
         raise ExecutionError("error must be a string")
     duration = body.get("duration_ms")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float) or duration < 0):
-        raise ExecutionError("duration_ms must be a non-negative number")
+    if duration is not None and (
+        isinstance(duration, bool) or not isinstance(duration, int | float) or not 0 <= duration <= MAX_DURATION_MS
+    ):
+        raise ExecutionError(f"duration_ms must be a number from 0 to {MAX_DURATION_MS}")
     progress = body.get("progress")
-    if progress is not None and (isinstance(progress, bool) or not isinstance(progress, int)):
-        raise ExecutionError("progress must be an integer")
+    if progress is not None and (
+        isinstance(progress, bool) or not isinstance(progress, int) or not -MAX_PROGRESS <= progress <= MAX_PROGRESS
+    ):
+        raise ExecutionError(f"progress must be an integer of at most {MAX_PROGRESS}")
     return Callback(
         status=status,
         result=body.get("result"),
@@ -90,8 +96,13 @@ def _transition(execution: Execution, callback: Callback, now: datetime) -> None
         execution.report_progress(now, callback.progress)
 
 
+def _at_an_agent(execution: Execution) -> bool:
+    # A queued row under a lease is being handed over right now: the agent may already have it.
+    return execution.status == Status.RUNNING or execution.lease_token is not None
+
+
 def _interrupted(execution: Execution, callback: Callback, now: datetime) -> None:
-    if execution.status != Status.RUNNING:
+    if not _at_an_agent(execution):
         execution.cancel(now, callback.error or "cancelled by the agent")
         return
     reason = f"agent interrupted the execution: {callback.error or 'cancelled'}"
@@ -99,11 +110,11 @@ def _interrupted(execution: Execution, callback: Callback, now: datetime) -> Non
         if execution.attempt >= execution.max_attempts:
             execution.fail(f"{reason} (attempt {execution.attempt} of {execution.max_attempts})", now)
         else:
-            execution.requeue(now, now, reason)
+            execution.requeue(now, now, reason, dropped=True)
 
 
 def store_logs(execution_id: str, body: Any, now: datetime) -> int:
-    """Keep the SDK's structured log lines as the execution's trace (one INSERT)."""
+    """Keep the SDK's structured log lines as the trace of an existing execution (one INSERT)."""
     entries = body.get("entries") if isinstance(body, dict) else None
     if entries is None and isinstance(body, dict):
         entries = [body]
@@ -111,6 +122,8 @@ def store_logs(execution_id: str, body: Any, now: datetime) -> int:
         raise ExecutionError("logs body must be {'entries': [objects]}")
     if len(entries) > MAX_TRACE_ENTRIES:
         raise ExecutionError(f"at most {MAX_TRACE_ENTRIES} log entries per request")
+    # An unknown (or over-long) id would leave orphan rows, or fail the INSERT with a 500.
+    get_execution(execution_id)
     rows = [
         TraceEntry(
             execution_id=execution_id,
@@ -165,11 +178,11 @@ def store_note(execution_id: str, body: Any, now: datetime) -> TraceEntry:
 
 
 def cancel(execution_id: str, now: datetime) -> tuple[Execution, str | None]:
-    """Cancel a queued or running execution; return it and the agent URL to notify (if running)."""
+    """Cancel a queued or running execution; return it and the agent URL to notify (if at an agent)."""
     execution = get_execution(execution_id)
-    was_running = execution.status == Status.RUNNING
+    at_agent = _at_an_agent(execution)
     execution.cancel(now, "cancelled by request")
-    if not was_running:
+    if not at_agent:
         return execution, None
     from nodes.models import Node
 

@@ -68,7 +68,7 @@ def record_outcome(claimed: Claimed, result: AgentCallResult, now: datetime) -> 
         if result.ok:
             return _succeed(execution, result, now)
         if not retry.is_retryable(result.status_code):
-            execution.fail(f"agent rejected the execution: {result.describe()}", now, result.duration_ms)
+            execution.fail(f"agent rejected the execution: {result.describe()}", now, result.duration_ms, lease=token)
             return "failed"
         if result.status_code is None and _just_registered(claimed, now) and "refused" in result.error:
             # The SDK registers before its HTTP server accepts connections: not the agent's fault.
@@ -124,15 +124,20 @@ def _succeed(execution, result: AgentCallResult, now: datetime) -> str:
     try:
         check_storable(body)
     except ParseError as exc:
-        execution.fail(f"agent returned a result that cannot be stored: {exc.detail}", now, result.duration_ms)
+        execution.fail(
+            f"agent returned a result that cannot be stored: {exc.detail}",
+            now,
+            result.duration_ms,
+            lease=execution.lease_token,
+        )
         return "failed"
-    execution.complete(body, now, result.duration_ms)
+    execution.complete(body, now, result.duration_ms, lease=execution.lease_token)
     return "succeeded"
 
 
 def _retry_or_fail(execution, reason: str, now: datetime) -> str:
     if execution.attempt >= execution.max_attempts:
-        execution.fail(f"{reason} (gave up after {execution.attempt} attempts)", now)
+        execution.fail(f"{reason} (gave up after {execution.attempt} attempts)", now, lease=execution.lease_token)
         return "failed"
     run_at = retry.next_run_at(
         execution.attempt,
@@ -190,6 +195,9 @@ class ExecutionDispatcher:
             alive_seconds=settings.AGENTFIELD_NODE_LIVENESS_SECONDS,
         )
         for item in claimed:
+            if item.execution.node_instance_id and item.execution.node_instance_id == item.instance_id:
+                self._resume(item, now)
+                continue
             if item.execution.attempt > item.execution.max_attempts:
                 # Claimed again and again without an outcome: dispatchers keep dying on it.
                 self._give_up(item, now)
@@ -198,10 +206,18 @@ class ExecutionDispatcher:
             self._pool.submit(self._call, item, timeout)
         return bool(claimed)
 
+    def _resume(self, item: Claimed, now: datetime) -> None:
+        try:
+            item.execution.resume_waiting(item.execution.lease_token, now)
+        except InvalidTransition:
+            pass
+
     def _give_up(self, item: Claimed, now: datetime) -> None:
         execution = item.execution
         try:
-            execution.fail(f"dispatch was interrupted {execution.attempt - 1} times; giving up", now)
+            execution.fail(
+                f"dispatch was interrupted {execution.attempt - 1} times; giving up", now, lease=execution.lease_token
+            )
         except InvalidTransition:
             pass
 

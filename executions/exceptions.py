@@ -43,3 +43,9 @@ class IdempotencyConflict(ExecutionError):
 
     http_status = 409
     code = "idempotency_conflict"
+
+
+class InvalidMemoryRequest(ExecutionError):
+    """invalid memory request"""
+
+    code = "invalid_request"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, models, transaction
@@ -18,6 +18,7 @@ from django.db.models import F, Q
 
 from executions import events
 from executions.exceptions import InvalidTransition
+from executions.notifications import enqueue_webhooks
 
 
 class Status(models.TextChoices):
@@ -151,20 +152,23 @@ class Execution(models.Model):
 
     @classmethod
     def complete_many(cls, items: list[tuple[Execution, Any, int | None]], now: datetime) -> list[Execution]:
-        """Batch `complete` for (execution, result, duration_ms); return those that were still active."""
+        """Batch `complete(..., lease=...)` for (execution, result, duration_ms); return those still leased by us."""
         sql = """
             UPDATE executions_execution e
                SET status = 'succeeded', result = v.result, error = '', lease_token = NULL,
                    completed_at = %(now)s, updated_at = %(now)s,
+                   started_at = COALESCE(e.started_at, %(now)s - make_interval(secs => COALESCE(v.duration, 0) / 1000.0)),
                    duration_ms = COALESCE(v.duration, GREATEST(0, (EXTRACT(EPOCH FROM
                        (%(now)s - COALESCE(e.started_at, e.created_at))) * 1000)::bigint))
-              FROM unnest(%(ids)s::text[], %(results)s::jsonb[], %(durations)s::bigint[]) AS v(id, result, duration)
-             WHERE e.id = v.id AND e.status IN ('queued', 'running')
+              FROM unnest(%(ids)s::text[], %(tokens)s::uuid[], %(results)s::jsonb[], %(durations)s::bigint[])
+                   AS v(id, token, result, duration)
+             WHERE e.id = v.id AND e.status = 'queued' AND e.lease_token = v.token
             RETURNING e.id, e.duration_ms
         """
         params = {
             "now": now,
             "ids": [execution.id for execution, _, _ in items],
+            "tokens": [execution.lease_token for execution, _, _ in items],
             "results": [json.dumps(result) for _, result, _ in items],
             "durations": [duration for _, _, duration in items],
         }
@@ -181,45 +185,62 @@ class Execution(models.Model):
                     durations[execution.id],
                     None,
                 )
-                if execution.webhook_registered:
-                    from executions.notifications import enqueue_webhook
-
-                    enqueue_webhook(execution, now)
-            events.record_many([(execution, events.COMPLETED, {}) for execution in finished], now)
+            channels = enqueue_webhooks(finished, now)
+            events.record_many([(execution, events.COMPLETED, {}) for execution in finished], now, notify=channels)
         return finished
 
     def report_progress(self, now: datetime, progress: int | None = None) -> None:
-        """A non-terminal callback (`running`, `processing`, ...): running, with optional progress."""
-        changes: dict[str, Any] = {"status": Status.RUNNING, "updated_at": now}
+        """A non-terminal callback (`running`, `processing`, ...): records progress, keeps the status.
+
+        Only `mark_running` (a dispatcher that handed the work to an agent instance) makes an
+        execution running: a running row without an instance would look lost to the reaper.
+        """
+        changes: dict[str, Any] = {"updated_at": now}
         if progress is not None:
             changes["progress"] = progress
-        if self.status == Status.QUEUED:
-            changes["started_at"] = self.started_at or now
         self._transition(ACTIVE, **changes)
 
-    def complete(self, result: Any, now: datetime, duration_ms: int | None = None) -> None:
-        """succeeded with `result` (any JSON); raise InvalidTransition if already terminal."""
-        self._finish(Status.SUCCEEDED, now, duration_ms, result=result, error="")
+    def complete(
+        self, result: Any, now: datetime, duration_ms: int | None = None, *, lease: uuid.UUID | None = None
+    ) -> None:
+        """succeeded with `result` (any JSON); InvalidTransition if terminal (or, with `lease`, not held)."""
+        self._finish(Status.SUCCEEDED, now, duration_ms, lease, result=result, error="")
 
-    def fail(self, error: str, now: datetime, duration_ms: int | None = None, **fields: Any) -> None:
-        """failed with a readable `error`; raise InvalidTransition if already terminal."""
-        self._finish(Status.FAILED, now, duration_ms, error=error, **fields)
+    def fail(
+        self,
+        error: str,
+        now: datetime,
+        duration_ms: int | None = None,
+        *,
+        lease: uuid.UUID | None = None,
+        **fields: Any,
+    ) -> None:
+        """failed with a readable `error`; InvalidTransition if terminal (or, with `lease`, not held)."""
+        self._finish(Status.FAILED, now, duration_ms, lease, error=error, **fields)
 
     def cancel(self, now: datetime, reason: str = "cancelled") -> None:
         """cancelled; raise InvalidTransition if already terminal."""
-        self._finish(Status.CANCELLED, now, None, error=reason)
+        self._finish(Status.CANCELLED, now, None, None, error=reason)
 
     def time_out(self, error: str, now: datetime, duration_ms: int | None = None) -> None:
-        self._finish(Status.TIMEOUT, now, duration_ms, error=error or "execution timed out")
+        self._finish(Status.TIMEOUT, now, duration_ms, None, error=error or "execution timed out")
 
-    def _finish(self, status: str, now: datetime, duration_ms: int | None, **fields: Any) -> None:
+    def _finish(
+        self, status: str, now: datetime, duration_ms: int | None, lease: uuid.UUID | None, **fields: Any
+    ) -> None:
         # One transaction: the status, its event and its webhook delivery row commit together.
+        # With `lease` (a dispatcher recording the agent's answer) only the lease holder may
+        # finish it: after the lease ran out another dispatcher may have handed it over again.
         started = self.started_at or self.created_at
         if duration_ms is None:
             duration_ms = max(0, int((now - started).total_seconds() * 1000))
+        if lease and self.started_at is None:
+            # The agent answered inline (200 or 4xx): it started the work duration_ms ago.
+            fields["started_at"] = now - timedelta(milliseconds=duration_ms)
         with transaction.atomic():
             self._transition(
-                ACTIVE,
+                (Status.QUEUED,) if lease else ACTIVE,
+                Q(lease_token=lease) if lease else None,
                 status=status,
                 completed_at=now,
                 duration_ms=duration_ms,
@@ -227,22 +248,29 @@ class Execution(models.Model):
                 updated_at=now,
                 **fields,
             )
-            if self.webhook_registered:
-                from executions.notifications import enqueue_webhook
-
-                enqueue_webhook(self, now)
-            events.record(self, events.TERMINAL_EVENT[status], now)
+            channels = enqueue_webhooks([self], now)
+            events.record(self, events.TERMINAL_EVENT[status], now, notify=channels)
 
     def requeue(
-        self, now: datetime, run_at: datetime, reason: str, lease_token: uuid.UUID | None = None, refund: bool = False
+        self,
+        now: datetime,
+        run_at: datetime,
+        reason: str,
+        lease_token: uuid.UUID | None = None,
+        refund: bool = False,
+        dropped: bool = False,
     ) -> None:
         """Back to queued under the same ids (a retry or a lost agent); due again at `run_at`.
 
-        `refund` gives the claim's attempt back: the agent never saw the work.
+        `refund` gives the claim's attempt back: the agent never saw the work. `dropped`: the
+        agent said it no longer holds the work, so forget its instance (a claim must dispatch it
+        again, not wait for that instance as after a heartbeat pause).
         """
         token_filter = Q(lease_token=lease_token) if lease_token else None
         allowed = (Status.QUEUED,) if lease_token else ACTIVE
-        extra = {"attempt": F("attempt") - 1} if refund else {}
+        extra: dict[str, Any] = {"attempt": F("attempt") - 1} if refund else {}
+        if dropped:
+            extra["node_instance_id"] = ""
         with transaction.atomic():
             self._transition(
                 allowed,
@@ -251,12 +279,29 @@ class Execution(models.Model):
                 status=Status.QUEUED,
                 run_at=run_at,
                 lease_token=None,
-                node_instance_id="",
                 error=reason,
                 updated_at=now,
             )
             data = {"reason": reason, "attempt": self.attempt}
             events.record(self, events.RETRYING, now, data, notify=(events.DISPATCH_CHANNEL,))
+
+    def resume_waiting(self, lease_token: uuid.UUID, now: datetime) -> None:
+        """Running again without a new dispatch: the agent instance we gave up on is alive.
+
+        Heartbeats can pause (a blocked event loop) while the process still holds the work;
+        dispatching it again would run it twice, so wait for that instance's callback instead
+        and give the claim's attempt back.
+        """
+        with transaction.atomic():
+            self._transition(
+                (Status.QUEUED,),
+                Q(lease_token=lease_token),
+                status=Status.RUNNING,
+                attempt=F("attempt") - 1,
+                lease_token=None,
+                updated_at=now,
+            )
+            events.record(self, events.STARTED, now, {"resumed": True, "instance_id": self.node_instance_id})
 
     def reset_for_retry(self, now: datetime) -> None:
         """Staff re-queue of a finished execution: a fresh series of attempts under the same ids."""

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from webhooks import queue as webhook_queue
 from webhooks import services as webhooks
 
 if TYPE_CHECKING:
@@ -39,8 +40,16 @@ def payload(execution: Execution, now: datetime) -> dict[str, Any]:
     return body
 
 
-def enqueue_webhook(execution: Execution, now: datetime) -> None:
-    """Queue the webhook delivery of a terminal execution, if it registered one."""
-    body = payload(execution, now)
-    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    webhooks.enqueue(execution.id, body["event"], raw, now)
+def enqueue_webhooks(executions: list[Execution], now: datetime) -> tuple[str, ...]:
+    """Queue the webhook deliveries of terminal executions that registered one.
+
+    Returns the channels to NOTIFY (folded by the caller into its event statement).
+    """
+    queued = False
+    for execution in executions:
+        if not execution.webhook_registered:
+            continue
+        body = payload(execution, now)
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        queued |= webhooks.enqueue(execution.id, body["event"], raw, now, notify=False) is not None
+    return (webhook_queue.CHANNEL,) if queued else ()

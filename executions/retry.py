@@ -12,5 +12,6 @@ def is_retryable(status_code: int | None) -> bool:
 
 def next_run_at(attempt: int, now: datetime, *, base: float, cap: float) -> datetime:
     """When to try again after `attempt` failed attempts: base doubling, capped."""
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    # The exponent is bounded: 2 ** 1100 would overflow a float long after the cap was reached.
+    delay = min(cap, base * 2.0 ** min(max(0, attempt - 1), 64))
     return now + timedelta(seconds=delay)

@@ -78,7 +78,9 @@ def build_submission(target: str, body: Any, headers: Any) -> Submission:
         raise ExecutionError("input is required")
     if not isinstance(body["input"], dict):
         raise ExecutionError("input must be a JSON object (the reasoner's keyword arguments)")
-    context = body.get("context") or {}
+    context = body.get("context")
+    if context is None:
+        context = {}
     if not isinstance(context, dict):
         raise ExecutionError("context must be a JSON object")
     # An inbound X-Execution-ID is the caller's own id (an app.call from inside a reasoner).

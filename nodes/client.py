@@ -37,7 +37,12 @@ class AgentCallResult:
         if isinstance(detail, dict):
             detail = detail.get("detail") or detail.get("error") or detail.get("message") or detail
         text = detail if isinstance(detail, str) else json.dumps(detail)
-        return f"agent answered {self.status_code}: {text[:1024]}"
+        return storable_text(f"agent answered {self.status_code}: {text[:1024]}")
+
+
+def storable_text(text: str) -> str:
+    """`text` without what a PostgreSQL text column refuses (NUL, lone surrogates)."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def _session() -> requests.Session:

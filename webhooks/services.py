@@ -8,8 +8,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.db import transaction
 
-from webhooks.exceptions import InvalidWebhook
+from webhooks import queue
+from webhooks.exceptions import DeliveryNotReady, InvalidWebhook, WebhookNotFound
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
 
 MAX_URL_LENGTH = 2048
@@ -96,20 +98,48 @@ def register(execution_id: str, spec: WebhookSpec, now: datetime) -> Webhook:
     )
 
 
-def enqueue(execution_id: str, event: str, body: bytes, now: datetime) -> Delivery | None:
-    """Add a due delivery of `body` if the execution has a webhook (call in the terminal transaction)."""
+def enqueue(execution_id: str, event: str, body: bytes, now: datetime, notify: bool = True) -> Delivery | None:
+    """Add a due delivery of `body` if the execution has a webhook (call in the terminal transaction).
+
+    The NOTIFY is delivered when that transaction commits, so a dispatcher never wakes for a row
+    it cannot see yet, and a rolled-back completion sends nothing. Pass `notify=False` when the
+    caller NOTIFYs `queue.CHANNEL` itself (e.g. folded into its own statement).
+    """
     webhook = Webhook.objects.filter(execution_id=execution_id).only("id").first()
     if webhook is None:
         return None
-    return Delivery.objects.create(
-        webhook=webhook,
-        execution_id=execution_id,
-        event=event,
-        body=body,
-        max_attempts=settings.AGENTFIELD_WEBHOOK_MAX_ATTEMPTS,
-        next_attempt_at=now,
-        created_at=now,
-    )
+    max_attempts = settings.AGENTFIELD_WEBHOOK_MAX_ATTEMPTS
+    existing = Delivery.objects.filter(webhook=webhook, event=event).first()
+    if existing is not None:
+        # The execution was re-run and finished the same way again: send the new body.
+        existing.restart(body, now, max_attempts)
+        delivery = existing
+    else:
+        delivery = Delivery.objects.create(
+            webhook=webhook,
+            execution_id=execution_id,
+            event=event,
+            body=body,
+            max_attempts=max_attempts,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    if notify:
+        queue.wake()
+    return delivery
+
+
+def redeliver(execution_id: str, now: datetime) -> Delivery:
+    """Start a new attempt series of the execution's latest delivery (same webhook-id), due now."""
+    if not Webhook.objects.filter(execution_id=execution_id).exists():
+        raise WebhookNotFound(f"no webhook registered for execution '{execution_id}'")
+    delivery = Delivery.objects.filter(execution_id=execution_id).order_by("-created_at").first()
+    if delivery is None:
+        raise DeliveryNotReady()
+    with transaction.atomic():
+        delivery.redeliver(now, settings.AGENTFIELD_WEBHOOK_MAX_ATTEMPTS)
+        queue.wake()
+    return delivery
 
 
 def registered(execution_ids: list[str]) -> set[str]:

@@ -63,11 +63,13 @@ def _time_param(request, name: str) -> datetime | None:
         return None
     try:
         moment = parse_datetime(raw)
-    except ValueError:
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59 that Python parses.
+        moment = moment and (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         moment = None
     if moment is None:
         raise ValidationError({name: "must be an RFC 3339 timestamp"})
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment
 
 
 class ExecutionListView(APIView):

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from webhooks.api import views
+
+urlpatterns = [
+    path("api/v1/executions/<str:execution_id>/webhook/redeliver", views.RedeliverView.as_view()),
+]

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand
 from executions.dispatcher import ExecutionDispatcher
 from executions.runner import Runner
 from executions.wakeup import Wakeup
+from webhooks.worker import DeliveryWorker
 
 
 class Command(BaseCommand):
@@ -29,9 +30,10 @@ class Command(BaseCommand):
         # A random id per process start: a restarted dispatcher must never look like the old one.
         worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         listen = settings.AGENTFIELD_DISPATCHER_LISTEN and not no_listen
-        wakeup = Wakeup([ExecutionDispatcher.channel], listen=listen)
+        wakeup = Wakeup([ExecutionDispatcher.channel, DeliveryWorker.channel], listen=listen)
         dispatcher = ExecutionDispatcher(worker_id, concurrency, on_wake=wakeup.poke)
-        runner = Runner([dispatcher], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS)
+        deliveries = DeliveryWorker(worker_id, settings.AGENTFIELD_WEBHOOK_CONCURRENCY, on_wake=wakeup.poke)
+        runner = Runner([dispatcher, deliveries], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS)
 
         def stop(signum: int, frame: Any) -> None:
             if runner.stopping:  # a second signal: stop waiting for agent calls
@@ -43,4 +45,5 @@ class Command(BaseCommand):
         self.stderr.write(f"dispatcher {worker_id} started (listen={listen})")
         runner.run(once=once)
         dispatcher.drain(timeout=settings.AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS)
+        deliveries.close(timeout=settings.AGENTFIELD_WEBHOOK_TIMEOUT_SECONDS)
         self.stderr.write(f"dispatcher {worker_id} stopped")

@@ -1,0 +1,76 @@
+"""JSON API of scoped memory: set, get, delete and list (the SDK's `app.memory`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from executions import memory
+from executions.exceptions import InvalidMemoryRequest
+from executions.models import MemoryEntry
+
+
+def entry_representation(entry: MemoryEntry) -> dict[str, Any]:
+    """The wire form of one entry (data is the stored JSON value, not a string)."""
+    body = {"key": entry.key, "data": entry.data}
+    body.update(scope=entry.scope, scope_id=entry.scope_id, created_at=entry.created_at, updated_at=entry.updated_at)
+    return body
+
+
+def not_found(message: str) -> Response:
+    """A miss, in the shape the SDK turns into the caller's default."""
+    return Response({"error": "not_found", "message": message, "code": 404}, status=status.HTTP_404_NOT_FOUND)
+
+
+def body_of(request) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise InvalidMemoryRequest("request body must be a JSON object")
+    return request.data
+
+
+class MemorySetView(APIView):
+    def post(self, request):
+        body = body_of(request)
+        key = memory.check_key(body.get("key"))
+        ref = memory.write_ref(memory.check_scope(body.get("scope")), request.headers)
+        if body.get("data") is None:
+            raise InvalidMemoryRequest("'data' is required and must not be null")
+        entry = memory.set_entry(ref, key, body["data"], timezone.now())
+        # The full entry, `data` included, as CONTRACT §5 and the Go server answer a set.
+        return Response(entry_representation(entry))
+
+
+class MemoryGetView(APIView):
+    def post(self, request):
+        body = body_of(request)
+        key = memory.check_key(body.get("key"))
+        scope = memory.check_scope(body.get("scope"))
+        refs = memory.read_refs(scope, request.headers)
+        entry = memory.get_entry(refs, key)
+        if entry is not None:
+            return Response(entry_representation(entry))
+        if scope:
+            return not_found(f"memory with key '{key}' not found in scope '{scope}' for ID '{refs[0].scope_id}'")
+        return not_found("Memory key not found in any scope")
+
+
+class MemoryDeleteView(APIView):
+    def post(self, request):
+        body = body_of(request)
+        key = memory.check_key(body.get("key"))
+        ref = memory.write_ref(memory.check_scope(body.get("scope")), request.headers)
+        memory.delete_entry(ref, key)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemoryListView(APIView):
+    def get(self, request):
+        scope = memory.check_scope(request.query_params.get("scope"))
+        if scope is None:
+            raise InvalidMemoryRequest("Scope parameter is required for listing memory")
+        entries = memory.list_entries(memory.explicit_ref(scope, request.headers))
+        return Response([entry_representation(entry) for entry in entries])

@@ -1,0 +1,179 @@
+"""Scoped memory: where a key lives (pure scope resolution) and the reads and writes on MemoryEntry.
+
+A write answers only after its row is committed: it is the reasoner's checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Func, IntegerField, Q, QuerySet, TextField
+from django.db.models.functions import Cast, Left
+
+from executions.exceptions import InvalidMemoryRequest
+from executions.models import MemoryEntry
+
+WORKFLOW, SESSION, ACTOR, GLOBAL = "workflow", "session", "actor", "global"
+SCOPES = (WORKFLOW, SESSION, ACTOR, GLOBAL)
+GLOBAL_ID = "global"
+# The header that names the scope id of each scope, in the order an unscoped lookup tries them.
+SCOPE_HEADERS = {WORKFLOW: "X-Workflow-ID", SESSION: "X-Session-ID", ACTOR: "X-Actor-ID"}
+MAX_KEY_LENGTH = 1024
+MAX_SCOPE_ID_LENGTH = 255  # MemoryEntry.scope_id
+PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True)
+class ScopeRef:
+    """One scope instance: `workflow/run_...`, `session/s-1`, `global/global`."""
+
+    scope: str
+    scope_id: str
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A memory entry of a run, summarised for the dashboard and admin (no full data)."""
+
+    key: str
+    size_bytes: int
+    preview: str
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- pure scope resolution --------------------------------------------------------------------
+
+
+def check_scope(scope: Any) -> str | None:
+    """Return the scope name, or None when absent (missing, null or ""); reject anything else."""
+    if scope is None or scope == "":
+        return None
+    if not isinstance(scope, str) or scope not in SCOPES:
+        raise InvalidMemoryRequest(f"unknown scope {scope!r}: must be one of {', '.join(SCOPES)}")
+    return scope
+
+
+def scope_id_from(header: str, headers: Mapping[str, str]) -> str:
+    """The scope id carried by `header` ("" when absent); rejects ids the table cannot hold."""
+    scope_id = headers.get(header) or ""
+    if len(scope_id) > MAX_SCOPE_ID_LENGTH:
+        raise InvalidMemoryRequest(f"{header} is longer than {MAX_SCOPE_ID_LENGTH} characters")
+    if "\x00" in scope_id:
+        raise InvalidMemoryRequest(f"{header} contains a NUL character")
+    return scope_id
+
+
+def explicit_ref(scope: str, headers: Mapping[str, str]) -> ScopeRef:
+    """The scope named explicitly; its id comes from its header (or is "global")."""
+    if scope == GLOBAL:
+        return ScopeRef(GLOBAL, GLOBAL_ID)
+    header = SCOPE_HEADERS[scope]
+    scope_id = scope_id_from(header, headers)
+    if not scope_id:
+        raise InvalidMemoryRequest(f"scope '{scope}' needs the {header} header")
+    return ScopeRef(scope, scope_id)
+
+
+def present_refs(headers: Mapping[str, str]) -> list[ScopeRef]:
+    """Every scope whose header is present, workflow -> session -> actor, then global."""
+    ids = {scope: scope_id_from(header, headers) for scope, header in SCOPE_HEADERS.items()}
+    return [*(ScopeRef(scope, scope_id) for scope, scope_id in ids.items() if scope_id), ScopeRef(GLOBAL, GLOBAL_ID)]
+
+
+def write_ref(scope: str | None, headers: Mapping[str, str]) -> ScopeRef:
+    """Where a set/delete goes: the explicit scope, else the first present header, else global."""
+    return explicit_ref(scope, headers) if scope else present_refs(headers)[0]
+
+
+def read_refs(scope: str | None, headers: Mapping[str, str]) -> list[ScopeRef]:
+    """Where a get looks, in order: the explicit scope only, else workflow -> session -> actor -> global."""
+    return [explicit_ref(scope, headers)] if scope else present_refs(headers)
+
+
+def check_key(key: Any) -> str:
+    """Return the key if it is a non-empty string within the length limit."""
+    if key is None:
+        raise InvalidMemoryRequest("'key' is required")
+    if not isinstance(key, str):
+        raise InvalidMemoryRequest(f"'key' must be a string, not {type(key).__name__}")
+    if not key:
+        raise InvalidMemoryRequest("'key' must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidMemoryRequest(f"'key' is longer than {MAX_KEY_LENGTH} characters")
+    return key
+
+
+# --- operations --------------------------------------------------------------------------------
+
+_UPSERT = """
+INSERT INTO {table} (scope, scope_id, key, data, created_at, updated_at)
+VALUES (%s, %s, %s, %s::jsonb, %s, %s)
+ON CONFLICT (scope, scope_id, key) DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at
+RETURNING id, created_at
+"""
+
+
+def set_entry(ref: ScopeRef, key: str, data: Any, now: datetime) -> MemoryEntry:
+    """Upsert `key` in `ref` in one statement; the row is committed when this returns."""
+    if data is None:
+        raise InvalidMemoryRequest("'data' is required and must not be null")
+    encoded = json.dumps(data, ensure_ascii=False, allow_nan=False)
+    # Autocommit: the single statement is its own transaction, so the checkpoint is durable here.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _UPSERT.format(table=MemoryEntry._meta.db_table),
+            [ref.scope, ref.scope_id, key, encoded, now, now],
+        )
+        pk, created_at = cursor.fetchone()
+    return MemoryEntry(
+        id=pk, scope=ref.scope, scope_id=ref.scope_id, key=key, data=data, created_at=created_at, updated_at=now
+    )
+
+
+def get_entry(refs: list[ScopeRef], key: str) -> MemoryEntry | None:
+    """The entry of `key` in the first of `refs` that holds it (one query), or None."""
+    where = Q()
+    for ref in refs:
+        where |= Q(scope=ref.scope, scope_id=ref.scope_id)
+    hits = {(entry.scope, entry.scope_id): entry for entry in MemoryEntry.objects.filter(where, key=key)}
+    return next((hits[(ref.scope, ref.scope_id)] for ref in refs if (ref.scope, ref.scope_id) in hits), None)
+
+
+def delete_entry(ref: ScopeRef, key: str) -> bool:
+    """Delete `key` from `ref`; returns whether it existed (deleting a missing key is not an error)."""
+    deleted, _ = MemoryEntry.objects.filter(scope=ref.scope, scope_id=ref.scope_id, key=key).delete()
+    return deleted > 0
+
+
+def list_entries(ref: ScopeRef) -> QuerySet[MemoryEntry]:
+    """All entries of one scope instance, by key."""
+    return MemoryEntry.objects.filter(scope=ref.scope, scope_id=ref.scope_id).order_by("key")
+
+
+def with_size(entries: QuerySet[MemoryEntry]) -> QuerySet[MemoryEntry]:
+    """Annotate `size_bytes` (stored, possibly compressed, size of `data`) and a short text preview."""
+    return entries.annotate(
+        size_bytes=Func("data", function="pg_column_size", output_field=IntegerField()),
+        preview=Left(Cast("data", TextField()), PREVIEW_CHARS),
+    )
+
+
+def checkpoints_for_run(run_id: str) -> list[Checkpoint]:
+    """The run's workflow-scoped memory (its checkpoints), by key, without loading the data."""
+    entries = with_size(list_entries(ScopeRef(WORKFLOW, run_id))).defer("data")
+    return [
+        Checkpoint(
+            key=entry.key,
+            size_bytes=entry.size_bytes or 0,
+            preview=entry.preview or "",
+            created_at=entry.created_at,
+            updated_at=entry.updated_at,
+        )
+        for entry in entries
+    ]

@@ -1,0 +1,106 @@
+"""Kill-and-resume: the real batch agent is SIGKILLed mid-run and the same execution completes.
+
+The dispatcher re-queues the execution of a dead agent under the same ids; the restarted agent
+reads its checkpoints from workflow memory (scope id = the run id) and processes only the rest.
+"""
+
+import collections
+import importlib.util
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.processes import ROOT, free_port, http, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ITEMS = [f"document {i}: the quick brown fox jumps over the lazy dog" for i in range(50)]
+# Short, so a killed agent is noticed quickly; not so short that a loaded machine fakes a death.
+LIVENESS = {"AGENTFIELD_NODE_LIVENESS_SECONDS": 5}
+
+
+def load_fake_llm():
+    spec = importlib.util.spec_from_file_location("fake_llm", ROOT / "examples" / "batch" / "fake_llm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def fake_llm(tmp_path):
+    """The example's OpenAI stand-in on a loopback port, slowed down so the run can be killed mid-way."""
+    trace = tmp_path / "llm-trace.jsonl"
+    server = load_fake_llm().FakeLLMServer(free_port(), trace=trace, delay=0.1)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", trace
+    server.shutdown()
+    server.server_close()
+
+
+def summarised(trace: Path) -> collections.Counter:
+    lines = trace.read_text().splitlines() if trace.exists() else []
+    return collections.Counter(json.loads(line)["user"] for line in lines)
+
+
+def active_instance(url: str, node_id: str) -> str | None:
+    status, body, _ = http("GET", f"{url}/api/v1/nodes/{node_id}")
+    return body["instance_id"] if status == 200 and body["health_status"] == "active" else None
+
+
+def checkpoint(url: str, run_id: str, key: str):
+    status, body, _ = http("POST", f"{url}/api/v1/memory/get", {"key": key}, headers={"X-Workflow-ID": run_id})
+    return body["data"] if status == 200 else None
+
+
+def execution(url: str, execution_id: str) -> dict:
+    status, body, _ = http("GET", f"{url}/api/v1/executions/{execution_id}")
+    assert status == 200, body
+    return body
+
+
+def test_a_killed_batch_agent_resumes_the_same_execution_from_its_checkpoint(launch, fake_llm):
+    llm_url, trace = fake_llm
+    url = launch.server(**LIVENESS)
+    launch.dispatcher(**LIVENESS)
+    agent = launch.agent("batch_agent.py", url, NODE_ID="batch", FAKE_LLM_BASE_URL=llm_url)
+    first_instance = wait_until(lambda: active_instance(url, "batch"), timeout=90, message="agent registration")
+
+    status, accepted, _ = http("POST", f"{url}/api/v1/execute/async/batch.process_corpus", {"input": {"items": ITEMS}})
+    assert status == 202, accepted
+    execution_id, run_id = accepted["execution_id"], accepted["run_id"]
+
+    done_before_kill = wait_until(
+        lambda: (checkpoint(url, run_id, "done") or 0) >= 20 and checkpoint(url, run_id, "done"),
+        timeout=120,
+        interval=0.02,
+        message="20 checkpoints",
+    )
+    agent.kill()
+    assert execution(url, execution_id)["status"] in ("running", "queued")
+    assert done_before_kill < len(ITEMS)
+
+    launch.agent("batch_agent.py", url, NODE_ID="batch", FAKE_LLM_BASE_URL=llm_url)
+    wait_until(lambda: active_instance(url, "batch") not in (None, first_instance), timeout=90, message="restart")
+    finished = wait_until(
+        lambda: (body := execution(url, execution_id))["status"] in ("succeeded", "failed") and body,
+        timeout=180,
+        interval=0.2,
+        message="the resumed execution to finish",
+    )
+
+    assert finished["status"] == "succeeded", finished
+    assert (finished["execution_id"], finished["run_id"]) == (execution_id, run_id)
+    assert finished["attempt"] >= 2
+    assert finished["result"]["processed"] == len(ITEMS)
+    assert [entry["item"] for entry in finished["result"]["results"]] == list(range(len(ITEMS)))
+    assert checkpoint(url, run_id, "done") == len(ITEMS)
+
+    counts = summarised(trace)
+    assert set(counts) == set(ITEMS)
+    twice = [item for item, count in counts.items() if count > 1]
+    assert len(twice) <= 1 and all(counts[item] == 2 for item in twice), counts
+    if twice:  # only the item in flight when the agent died
+        assert ITEMS.index(twice[0]) in (done_before_kill, done_before_kill + 1)
