@@ -55,7 +55,12 @@ check: install-dev
 	$(PY) manage.py check --fail-level WARNING
 	$(PY) manage.py makemigrations --check --dry-run --noinput
 
-bench: install-dev
+$(VENV)/.installed-bench: requirements.txt requirements-dev.txt requirements-bench.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $(VENV)/.installed $(VENV)/.installed-dev $@
+
+# Benchmarks (bench/README.md); results are written under bench/results/. `BENCH_ARGS=--help`.
+bench: $(VENV)/.installed-bench
 	$(PY) -m bench $(BENCH_ARGS)
 
 stop-db:

@@ -1,0 +1,137 @@
+"""`python -m bench [--scenarios 1,2,...] [--full] ...`: run the scenarios, print and save the table."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shlex
+import sys
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import pg
+from bench.report import Row, Unavailable, document, machine, progress, table
+
+SCENARIOS = {
+    "1": "bench.s1_queue",
+    "2": "bench.s2_ceiling",
+    "3": "bench.s3_api",
+    "4": "bench.s4_latency",
+    "5": "bench.s5_scale",
+    "6": "bench.s6_fanout",
+    "7": "bench.s7_webhooks",
+}
+TITLES = {
+    "1": "queue core vs peers",
+    "2": "physical ceiling (raw SQL)",
+    "3": "through the API",
+    "4": "enqueue-to-dispatch latency",
+    "5": "scale",
+    "6": "fan-out",
+    "7": "webhooks",
+}
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass
+class Context:
+    """Everything a scenario needs: the server, the sizes and the repeat count."""
+
+    server: pg.Server
+    repeat: int
+    jobs: int
+    concurrency: int
+    ceiling_jobs: int
+    ceiling_clients: list[int]
+    api_executions: int
+    api_clients: int
+    latency_samples: int
+    scale_finished: list[int]
+    scale_queued: int
+    rss_counts: list[int]
+    fanout: int
+    webhooks: int
+    notes: list[str] = field(default_factory=list)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated scenario numbers")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median and spread)")
+    parser.add_argument("--full", action="store_true", help="the issue's sizes (1M finished rows, 100k executions)")
+    parser.add_argument("--jobs", type=int, default=10_000, help="scenario 1: no-op jobs to drain")
+    parser.add_argument("--concurrency", type=int, default=32, help="scenario 1: in-flight jobs per worker process")
+    parser.add_argument("--ceiling-jobs", type=int, default=20_000, help="scenario 2: backlog per run")
+    parser.add_argument("--ceiling-clients", default="1,8", help="scenario 2: client connection counts")
+    parser.add_argument("--api-executions", type=int, default=2_000, help="scenario 3: executions per run")
+    parser.add_argument("--api-clients", type=int, default=16, help="scenario 3: concurrent HTTP clients")
+    parser.add_argument("--latency-samples", type=int, default=200, help="scenario 4: enqueues per run")
+    parser.add_argument("--scale-finished", default="10000,100000", help="scenario 5: finished rows in the table")
+    parser.add_argument("--scale-queued", type=int, default=20_000, help="scenario 5: queued backlog")
+    parser.add_argument("--rss-counts", default="1000,10000", help="scenario 5: executions before reading RSS")
+    parser.add_argument("--fanout", type=int, default=1_000, help="scenario 6: children per parent")
+    parser.add_argument("--webhooks", type=int, default=2_000, help="scenario 7: deliveries per run")
+    parser.add_argument("--output", default=str(RESULTS), help="directory for the Markdown results")
+    return parser
+
+
+def _context(options: argparse.Namespace) -> Context:
+    ints = lambda text: [int(part) for part in text.split(",") if part]  # noqa: E731
+    if options.full:
+        options.scale_finished, options.scale_queued, options.rss_counts = "10000,1000000", 100_000, "1000,100000"
+        options.ceiling_jobs, options.ceiling_clients = max(options.ceiling_jobs, 100_000), "1,8,32"
+    return Context(
+        server=pg.server(),
+        repeat=options.repeat,
+        jobs=options.jobs,
+        concurrency=options.concurrency,
+        ceiling_jobs=options.ceiling_jobs,
+        ceiling_clients=ints(options.ceiling_clients),
+        api_executions=options.api_executions,
+        api_clients=options.api_clients,
+        latency_samples=options.latency_samples,
+        scale_finished=ints(options.scale_finished),
+        scale_queued=options.scale_queued,
+        rss_counts=ints(options.rss_counts),
+        fanout=options.fanout,
+        webhooks=options.webhooks,
+    )
+
+
+def _run_scenario(number: str, ctx: Context) -> list[Row]:
+    """The scenario's rows, or one 'not available' row saying why it could not run."""
+    progress(f"scenario {number}: {TITLES[number]}")
+    try:
+        return importlib.import_module(SCENARIOS[number]).run(ctx)
+    except Unavailable as reason:
+        progress(f"scenario {number} not available: {reason}")
+        return [Row(number, TITLES[number], "–", "", unavailable=str(reason))]
+    except Exception as error:  # a broken scenario must not lose the others' numbers
+        traceback.print_exc()
+        return [Row(number, TITLES[number], "–", "", unavailable=f"failed: {type(error).__name__}: {error}"[:300])]
+
+
+def main(argv: list[str]) -> int:
+    options = _parser().parse_args(argv)
+    ctx = _context(options)
+    command = "python -m bench " + shlex.join(argv) if argv else "python -m bench"
+    facts = {"Machine": machine(), "PostgreSQL": pg.server_facts(ctx.server)}
+    rows: list[Row] = []
+    for number in [part.strip() for part in options.scenarios.split(",") if part.strip()]:
+        rows += _run_scenario(number, ctx)
+    facts["Machine"]["load average (1/5/15 min) at end"] = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    text = document(command, facts, rows, ctx.notes)
+    print(table(rows))
+    out = Path(options.output)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}-s{options.scenarios.replace(',', '')}.md"
+    path.write_text(text)
+    progress(f"written {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,169 @@
+"""Child processes of a benchmark: each in its own group, output to a log, stopped by pid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.report import progress
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = Path(tempfile.gettempdir()) / "agentfield-bench-logs"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll until `predicate` is truthy; raise TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def env_for(
+    database_url: str | None = None, settings_module: str = "agentfield_project.settings", **extra: Any
+) -> dict:
+    """The environment of a child: our settings (or a peer's), DATABASE_URL, no inherited AGENTFIELD_*."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTFIELD_")}
+    env.update({"DJANGO_SETTINGS_MODULE": settings_module, "PYTHONUNBUFFERED": "1", "AGENTFIELD_LOG_LEVEL": "WARNING"})
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    env.update({key: str(value) for key, value in extra.items()})
+    return env
+
+
+class Process:
+    """A child in its own process group with output captured to a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        return self.popen.wait(timeout=timeout)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM the group, SIGKILL it if it does not exit in time; returns the exit code."""
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=10)
+        self._log.close()
+        return self.popen.returncode
+
+    def output(self, tail: int = 4000) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-tail:]
+
+    def rss_kib(self) -> int:
+        """Resident set size of the process (not its children), from /proc."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+
+@dataclass
+class Watched:
+    seconds: float
+    polls: int  # each poll is one committed (read-only) transaction in the measured database
+
+
+def watch(children: list[Process], done: Callable[[], int], total: int, label: str, timeout: float = 1800) -> Watched:
+    """Wait until every child has exited (or `done()` reaches `total`), printing progress."""
+    began = last_report = time.perf_counter()
+    polls = 0
+    while any(child.alive() for child in children):
+        polls += 1
+        if done() >= total:
+            break
+        now = time.perf_counter()
+        if now - began > timeout:
+            raise TimeoutError(f"{label}: not done after {timeout:.0f}s")
+        if now - last_report >= 5:
+            count = done()
+            progress(f"  {label}: {count:,}/{total:,} done ({count / (now - began):,.0f}/s so far)")
+            last_report = now
+        time.sleep(0.2)
+    return Watched(time.perf_counter() - began, polls)
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 600.0) -> str:
+    """Run a command to completion; raise with its output if it fails."""
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+        )
+    return done.stdout
+
+
+def manage(database_url: str, *args: str) -> str:
+    return run([sys.executable, "manage.py", *args], env_for(database_url))
+
+
+class StubAgent:
+    """The minimal agent (bench/stub_agent.py) on a free loopback port."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [sys.executable, "-m", "bench.stub_agent", "--port", str(self.port), "--status", str(status)]
+        self.process = Process("stub-agent", args, env_for())
+        wait_until(self._up, 15, "the stub agent")
+
+    def _up(self) -> bool:
+        if not self.process.alive():
+            raise RuntimeError(f"stub agent exited:\n{self.process.output()}")
+        try:
+            return self.stats()["count"] >= 0
+        except OSError:
+            return False
+
+    def stats(self, times: bool = False) -> dict:
+        """{'count': requests so far, 'times': {execution id: unix time received}} (times on request)."""
+        query = "?times=1" if times else ""
+        with urllib.request.urlopen(f"{self.url}/_stats{query}", timeout=10) as response:
+            return json.loads(response.read())
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/_reset", data=b"", method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def stop(self) -> None:
+        self.process.stop()

@@ -1,0 +1,87 @@
+"""Scenario 6: fan-out — one reasoner of the real `agentfield` SDK app.call's N children.
+
+daphne, one dispatcher and the SDK agent bench/agents/fanout_agent.py; the parent is fired with
+POST /api/v1/execute/async and the clock stops when it is `succeeded` (all children done).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench import ours, procs, s3_api
+from bench.report import Row, progress
+
+AGENT = Path(__file__).resolve().parent / "agents" / "fanout_agent.py"
+NODE = "fanout"
+
+
+def _request(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    data = json.dumps(body).encode() if body is not None else None
+    connection.request(method, path, data, {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read() or b"null")
+
+
+def _start_agent(url: str) -> procs.Process:
+    env = procs.env_for(None, AGENTFIELD_SERVER=url, PORT=procs.free_port(), NODE_ID=NODE, AGENTFIELD_STRICT_PORT="1")
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    env.pop("DATABASE_URL", None)
+    return procs.Process("fanout-agent", [sys.executable, str(AGENT)], env)
+
+
+def _node_active(port: int) -> bool:
+    status, body = _request(port, "GET", f"/api/v1/nodes/{NODE}")
+    return status == 200 and body.get("health_status", body.get("status")) == "active"
+
+
+def _once(bench: ours.Bench, port: int, children: int) -> tuple[float, int]:
+    """(seconds from POSTing the parent to its `succeeded`, child executions created)."""
+    bench.reset()
+    began = time.perf_counter()
+    status, accepted = _request(port, "POST", f"/api/v1/execute/async/{NODE}.parent", {"input": {"n": children}})
+    if status != 202:
+        raise RuntimeError(f"parent not accepted: {status} {accepted}")
+    path = f"/api/v1/executions/{accepted['execution_id']}"
+    final = procs.wait_until(lambda: _terminal(port, path), 1800, "the fan-out parent to finish", 0.05)
+    elapsed = time.perf_counter() - began
+    if final["status"] != "succeeded":
+        raise RuntimeError(f"parent ended {final['status']}: {final.get('error')}")
+    from executions.models import Execution
+
+    return elapsed, Execution.objects.filter(target_name="child").count()
+
+
+def _terminal(port: int, path: str) -> dict | None:
+    body = _request(port, "GET", path)[1]
+    return body if body["status"] in ("succeeded", "failed", "cancelled", "timeout") else None
+
+
+def run(ctx) -> list[Row]:
+    bench = ours.Bench.start(ctx.server)
+    seconds = Row("6", f"fan-out: 1 SDK reasoner app.call × {ctx.fanout:,}", "time to all done", "s")
+    rate = Row("6", f"fan-out: 1 SDK reasoner app.call × {ctx.fanout:,}", "children/s", "exec/s")
+    server, url = s3_api.start_server(bench)
+    port = int(url.rsplit(":", 1)[1])
+    bench.start_dispatcher()
+    agent = _start_agent(url)
+    try:
+        procs.wait_until(lambda: _node_active(port), 60, "the SDK agent to register")
+        created = []
+        for rep in range(ctx.repeat):
+            elapsed, rows = _once(bench, port, ctx.fanout)
+            created.append(rows)
+            seconds.samples.append(elapsed)
+            rate.samples.append(ctx.fanout / elapsed)
+            progress(f"6 rep {rep + 1}/{ctx.repeat}: {ctx.fanout:,} children in {elapsed:.1f} s ({rows:,} child rows)")
+    finally:
+        agent.stop()
+        server.stop()
+        bench.stop()
+    seconds.note = "daphne + 1 dispatcher + 1 SDK agent; children polled by the SDK"
+    rate.note = f"child execution rows created per run: {', '.join(f'{n:,}' for n in created)} (more than {ctx.fanout:,} = SDK re-submits)"
+    return [seconds, rate]
