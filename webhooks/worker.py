@@ -14,7 +14,7 @@ import queue as stdlib_queue
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -23,6 +23,8 @@ from agentfield_project import crypto
 from webhooks import guard, queue, retry, signing, transport
 from webhooks.exceptions import StaleLease
 from webhooks.models import Delivery
+
+REAP_INTERVAL = timedelta(seconds=1)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class DeliveryWorker:
         self._done: stdlib_queue.SimpleQueue[tuple[Delivery, datetime, transport.DeliveryResult]]
         self._done = stdlib_queue.SimpleQueue()
         self._in_flight = 0
+        self._next_reap = datetime.min.replace(tzinfo=UTC)
 
     @property
     def in_flight(self) -> int:
@@ -63,7 +66,14 @@ class DeliveryWorker:
         allowed = guard.parse_networks(settings.AGENTFIELD_WEBHOOK_ALLOWED_CIDRS)
         did_work = self._record_finished()
         now = now or self._clock()
-        did_work |= bool(queue.reap_expired(now))
+        # Expired leases are rare (a dead dispatcher): look for them at most once a second, not on
+        # every round of a busy execution loop.
+        if now >= self._next_reap:
+            reaped = bool(queue.reap_expired(now))
+            self._next_reap = now if reaped else now + REAP_INTERVAL
+            did_work |= reaped
+        if self._in_flight >= self.concurrency:
+            return did_work
         claimed = queue.claim_due(self.worker_id, now, self.concurrency - self._in_flight)
         for delivery in claimed:
             self._in_flight += 1
