@@ -71,14 +71,14 @@ class Hub:
         """A new subscription that receives every event published from now on."""
         subscription = Subscription(matches, capacity)
         self.subscriptions.add(subscription)
-        logger.info("event stream subscribed (%d open)", len(self.subscriptions))
+        logger.debug("event stream subscribed (%d open)", len(self.subscriptions))
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Forget `subscription`; safe to call twice."""
         if subscription in self.subscriptions:
             self.subscriptions.discard(subscription)
-            logger.info("event stream unsubscribed (%d open)", len(self.subscriptions))
+            logger.debug("event stream unsubscribed (%d open)", len(self.subscriptions))
 
     def publish(self, events: Iterable[ExecutionEvent]) -> None:
         """Hand events (in id order, newer than `last_id`) to every subscription, without awaiting."""
