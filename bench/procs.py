@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import progress
+from tests import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = Path(tempfile.gettempdir()) / "agentfield-bench-logs"
@@ -52,43 +52,17 @@ def env_for(
     return env
 
 
-class Process:
-    """A child in its own process group with output captured to a log file."""
+class Process(processes.Process):
+    """A test-suite child process (own group, log file) with the bench's log folder and extras."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.name = name
-        self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
-        self._log = self.log_path.open("wb")
-        self.popen = subprocess.Popen(
-            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
+        super().__init__(name, args, env, LOG_DIR)
 
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
 
-    def stop(self, timeout: float = 15.0) -> int | None:
-        """SIGTERM the group, SIGKILL it if it does not exit in time; returns the exit code."""
-        if self.alive():
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-        self._log.close()
-        return self.popen.returncode
-
     def output(self, tail: int = 4000) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-tail:]
+        return super().output()[-tail:]
 
     def rss_kib(self) -> int:
         """Resident set size of the process (not its children), from /proc."""
