@@ -33,7 +33,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "agentfield_project.middleware.reject_nul_characters",
+    "agentfield_project.middleware.RejectNulCharactersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "agentfield_project.middleware.ContentSecurityPolicyMiddleware",
     "agentfield_project.middleware.ChunkedBodyMiddleware",
