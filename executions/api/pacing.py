@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from executions import listener
 from executions.models import ACTIVE, Execution
+from nodes.auth import aauthenticate_request
 
 SDK_POLLER = "AgentField-SDK"
 HELD_BUFFER = 16
@@ -32,7 +33,9 @@ def paced(view: Callable) -> Callable:
 
     async def wrapper(request: HttpRequest, execution_id: str) -> HttpResponse:
         hold = settings.AGENTFIELD_SDK_POLL_HOLD_SECONDS
-        if hold > 0 and request.method == "GET" and request.headers.get("User-Agent", "").startswith(SDK_POLLER):
+        sdk_poll = request.method == "GET" and request.headers.get("User-Agent", "").startswith(SDK_POLLER)
+        # Only a caller the API would serve may be held; the others get their 401 at once.
+        if hold > 0 and sdk_poll and await aauthenticate_request(request):
             await _hold(execution_id, hold)
         return await sync_to_async(view)(request, execution_id=execution_id)
 
