@@ -133,7 +133,12 @@ class Bench:
         self.enqueue(jobs)
         commits_before = pg.commits(self.server, self.dbname)
         dispatcher = self.start_dispatcher("--concurrency", str(concurrency))
+        # CPU per job is counted from the first agent call, so the dispatcher's start-up is left out.
+        procs.wait_until(lambda: self.stub.stats()["count"] > 0, 60, "the first dispatch", interval=0.01)
+        cpu_before = self._cpu(dispatcher)
+        done_before = self.count()
         watched = procs.watch([dispatcher], self.count, jobs, "ours")
+        cpu = {name: seconds - cpu_before[name] for name, seconds in self._cpu(dispatcher).items()}
         dispatcher.stop()
         self.dispatchers.remove(dispatcher)
         time.sleep(1.1)  # let the last statistics reach pg_stat_database
@@ -142,7 +147,15 @@ class Bench:
         if self.count() != jobs:
             raise RuntimeError(f"ours finished {self.count()} of {jobs}:\n{dispatcher.output()}")
         rate = jobs / (self.last_completion() - self.stub.stats()["first"])
-        return Drain(rate, jobs / watched.seconds, commits / jobs)
+        cpu_us = {name: seconds / max(1, jobs - done_before) * 1e6 for name, seconds in cpu.items()}
+        return Drain(rate, jobs / watched.seconds, commits / jobs, cpu_us)
+
+    def _cpu(self, dispatcher: procs.Process) -> dict[str, float]:
+        return {
+            "dispatcher": procs.cpu_seconds(dispatcher.pid),
+            "agent": procs.cpu_seconds(self.stub.process.pid),
+            "postgres": procs.postgres_cpu_seconds(),
+        }
 
     def last_completion(self) -> float:
         from django.db.models import Max

@@ -66,6 +66,32 @@ class Process(processes.Process):
         return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process (all its threads), from /proc; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time of every `postgres` process on this machine (0 when the server runs elsewhere).
+
+    Backends that exit while measuring take their time with them, so measure across the life of
+    the connections that matter (a dispatcher's stay open).
+    """
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+            except OSError:
+                continue
+    return total
+
+
 @dataclass
 class Watched:
     seconds: float

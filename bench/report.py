@@ -43,6 +43,7 @@ class Drain:
     rate: float  # jobs/s from the first job started to the last one finished (the system's own clocks)
     wall_rate: float  # jobs/s from worker launch to done, start-up included
     commits_per_job: float  # committed transactions in the system's database per job (polling excluded)
+    cpu_us_per_job: dict[str, float] = field(default_factory=dict)  # CPU µs per job by process
 
 
 class Unavailable(Exception):

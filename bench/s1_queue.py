@@ -10,6 +10,7 @@ system sees the same background load.
 from __future__ import annotations
 
 import os
+import statistics
 import traceback
 from collections.abc import Callable
 
@@ -64,6 +65,19 @@ def _systems(ctx, bench) -> list[_System]:
     return systems
 
 
+def _cpu_bound(system: _System) -> list[Row]:
+    """Our CPU per job by process, and the rate at which it would keep every core busy."""
+    samples = [result.cpu_us_per_job for result in system.results if result.cpu_us_per_job]
+    if not samples:
+        return []
+    totals = [sum(sample.values()) for sample in samples]
+    parts = ", ".join(f"{name} {statistics.median(s[name] for s in samples):,.0f}" for name in samples[0])
+    cores = os.cpu_count() or 1
+    bound = cores * 1e6 / statistics.median(totals)
+    note = f"µs of CPU per job: {parts}; {cores} cores all busy at this cost: {bound:,.0f} jobs/s"
+    return [Row("1a", "ours: CPU per job, all processes", "CPU", "µs/job", samples=totals, note=note)]
+
+
 def _ratios(rows: list[Row]) -> list[Row]:
     our = rows[0].median if rows and rows[0].scenario == "1a" else None
     ratios = []
@@ -103,4 +117,5 @@ def run(ctx) -> list[Row]:
         if bench is not None:
             bench.stop()
     rows += [system.finish(ctx.jobs) for system in systems]
-    return rows + _ratios(rows)
+    ours_cpu = _cpu_bound(systems[0]) if systems and systems[0].row.scenario == "1a" else []
+    return rows + ours_cpu + _ratios(rows)

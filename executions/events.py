@@ -58,6 +58,42 @@ SELECT (SELECT max(id) FROM inserted), pg_notify(channel, '') FROM unnest(%(chan
 """
 
 
+# The same, around a batch UPDATE of executions (`changed`): one autocommit statement changes the
+# rows and appends one event per changed row, so a batch costs one round trip and one commit.
+# `notified` is read by the final SELECT only when a row changed: no change, no NOTIFY.
+_UPDATE_AND_RECORD = """
+WITH changed AS ({update}),
+numbered AS (
+    SELECT changed.*, row_number() OVER (ORDER BY changed.id) AS n, count(*) OVER () AS total FROM changed
+), counter AS (
+    INSERT INTO executions_eventcounter (id, value) SELECT 1, count(*) FROM changed HAVING count(*) > 0
+    ON CONFLICT (id) DO UPDATE SET value = executions_eventcounter.value + EXCLUDED.value
+    RETURNING value
+), inserted AS (
+    INSERT INTO executions_executionevent (id, execution_id, run_id, node_id, target, type, status, data, created_at)
+    SELECT counter.value - numbered.total + numbered.n, numbered.id, numbered.run_id, numbered.node_id,
+           numbered.node_id || '.' || numbered.target_name, %(event_type)s, numbered.status, '{{}}'::jsonb, %(now)s
+      FROM counter, numbered
+), notified AS (
+    SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
+)
+SELECT numbered.*, (SELECT count(*) FROM notified) FROM numbered
+"""
+
+
+def update_and_record(update: str, params: dict[str, Any], type: str, now: datetime) -> dict[str, tuple]:
+    """Run a batch `update` of executions and record a `type` event per changed row, in one statement.
+
+    `update` must end in `RETURNING e.id, e.run_id, e.node_id, e.target_name, e.status[, more]` and
+    must not be called inside a transaction that goes on (the counter row stays locked until
+    commit). Returns {execution id: the returned row} for the rows that changed.
+    """
+    sql = _UPDATE_AND_RECORD.format(update=update)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {**params, "event_type": type, "now": now, "channels": [CHANNEL]})
+        return {row[0]: row for row in cursor.fetchall()}
+
+
 def record(
     execution: Execution, type: str, now: datetime, data: dict[str, Any] | None = None, notify: tuple[str, ...] = ()
 ) -> int:

@@ -127,14 +127,17 @@ class Execution(models.Model):
 
     @classmethod
     def mark_running_many(cls, items: list[tuple[Execution, str]], now: datetime) -> list[Execution]:
-        """Batch `mark_running` for (execution, instance id) pairs; return those still leased by us."""
+        """Batch `mark_running` for (execution, instance id) pairs; return those still leased by us.
+
+        One statement (update + events, autocommit): this is the path of every SDK dispatch.
+        """
         sql = """
             UPDATE executions_execution e
                SET status = 'running', node_instance_id = v.instance, lease_token = NULL,
                    started_at = COALESCE(e.started_at, %(now)s), updated_at = %(now)s
               FROM unnest(%(ids)s::text[], %(tokens)s::uuid[], %(instances)s::text[]) AS v(id, token, instance)
              WHERE e.id = v.id AND e.status = 'queued' AND e.lease_token = v.token
-            RETURNING e.id
+            RETURNING e.id, e.run_id, e.node_id, e.target_name, e.status
         """
         params = {
             "now": now,
@@ -142,51 +145,34 @@ class Execution(models.Model):
             "tokens": [execution.lease_token for execution, _ in items],
             "instances": [instance for _, instance in items],
         }
-        with transaction.atomic():
-            done = set(_returned_ids(sql, params))
-            moved = [execution for execution, _ in items if execution.id in done]
-            for execution in moved:
-                execution.status, execution.lease_token = Status.RUNNING, None
-            events.record_many([(execution, events.STARTED, {}) for execution in moved], now)
+        done = events.update_and_record(sql, params, events.STARTED, now)
+        moved = [execution for execution, _ in items if execution.id in done]
+        for execution in moved:
+            execution.status, execution.lease_token = Status.RUNNING, None
         return moved
 
     @classmethod
     def complete_many(cls, items: list[tuple[Execution, Any, int | None]], now: datetime) -> list[Execution]:
-        """Batch `complete(..., lease=...)` for (execution, result, duration_ms); return those still leased by us."""
-        sql = """
-            UPDATE executions_execution e
-               SET status = 'succeeded', result = v.result, error = '', lease_token = NULL,
-                   completed_at = %(now)s, updated_at = %(now)s,
-                   started_at = COALESCE(e.started_at, %(now)s - make_interval(secs => COALESCE(v.duration, 0) / 1000.0)),
-                   duration_ms = COALESCE(v.duration, GREATEST(0, (EXTRACT(EPOCH FROM
-                       (%(now)s - COALESCE(e.started_at, e.created_at))) * 1000)::bigint))
-              FROM unnest(%(ids)s::text[], %(tokens)s::uuid[], %(results)s::jsonb[], %(durations)s::bigint[])
-                   AS v(id, token, result, duration)
-             WHERE e.id = v.id AND e.status = 'queued' AND e.lease_token = v.token
-            RETURNING e.id, e.duration_ms
+        """Batch `complete(..., lease=...)` for (execution, result, duration_ms); return those still leased by us.
+
+        Executions without a webhook finish in one statement (update + events); those with one
+        also queue their delivery, in one transaction with their update and events.
         """
-        params = {
-            "now": now,
-            "ids": [execution.id for execution, _, _ in items],
-            "tokens": [execution.lease_token for execution, _, _ in items],
-            "results": [json.dumps(result) for _, result, _ in items],
-            "durations": [duration for _, _, duration in items],
-        }
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params)
-                durations = dict(cursor.fetchall())
-            finished = [execution for execution, _, _ in items if execution.id in durations]
-            results = {execution.id: result for execution, result, _ in items}
-            for execution in finished:
-                execution.status, execution.result, execution.error = Status.SUCCEEDED, results[execution.id], ""
-                execution.completed_at, execution.duration_ms, execution.lease_token = (
-                    now,
-                    durations[execution.id],
-                    None,
-                )
-            channels = enqueue_webhooks(finished, now)
-            events.record_many([(execution, events.COMPLETED, {}) for execution in finished], now, notify=channels)
+        plain = [item for item in items if not item[0].webhook_registered]
+        hooked = [item for item in items if item[0].webhook_registered]
+        finished = []
+        if plain:
+            rows = events.update_and_record(_COMPLETE_MANY, _complete_params(plain, now), events.COMPLETED, now)
+            finished += _completed(plain, rows, now)
+        if hooked:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(_COMPLETE_MANY, _complete_params(hooked, now))
+                    rows = {row[0]: row for row in cursor.fetchall()}
+                done = _completed(hooked, rows, now)
+                channels = enqueue_webhooks(done, now)
+                events.record_many([(execution, events.COMPLETED, {}) for execution in done], now, notify=channels)
+            finished += done
         return finished
 
     def report_progress(self, now: datetime, progress: int | None = None) -> None:
@@ -324,10 +310,43 @@ class Execution(models.Model):
             events.record(self, events.QUEUED, now, {"requeued": True}, notify=(events.DISPATCH_CHANNEL,))
 
 
-def _returned_ids(sql: str, params: dict[str, Any]) -> list[str]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+_COMPLETE_MANY = """
+    UPDATE executions_execution e
+       SET status = 'succeeded', result = v.result, error = '', lease_token = NULL,
+           completed_at = %(now)s, updated_at = %(now)s,
+           started_at = COALESCE(e.started_at, %(now)s - make_interval(secs => COALESCE(v.duration, 0) / 1000.0)),
+           duration_ms = COALESCE(v.duration, GREATEST(0, (EXTRACT(EPOCH FROM
+               (%(now)s - COALESCE(e.started_at, e.created_at))) * 1000)::bigint))
+      FROM unnest(%(ids)s::text[], %(tokens)s::uuid[], %(results)s::jsonb[], %(durations)s::bigint[])
+           AS v(id, token, result, duration)
+     WHERE e.id = v.id AND e.status = 'queued' AND e.lease_token = v.token
+    RETURNING e.id, e.run_id, e.node_id, e.target_name, e.status, e.duration_ms
+"""
+
+
+def _complete_params(items: list[tuple[Execution, Any, int | None]], now: datetime) -> dict[str, Any]:
+    return {
+        "now": now,
+        "ids": [execution.id for execution, _, _ in items],
+        "tokens": [execution.lease_token for execution, _, _ in items],
+        "results": [json.dumps(result) for _, result, _ in items],
+        "durations": [duration for _, _, duration in items],
+    }
+
+
+def _completed(
+    items: list[tuple[Execution, Any, int | None]], rows: dict[str, tuple], now: datetime
+) -> list[Execution]:
+    """The executions of `items` the UPDATE changed, brought up to date in memory."""
+    finished = []
+    for execution, result, _ in items:
+        row = rows.get(execution.id)
+        if row is None:
+            continue
+        execution.status, execution.result, execution.error = Status.SUCCEEDED, result, ""
+        execution.completed_at, execution.duration_ms, execution.lease_token = now, row[5], None
+        finished.append(execution)
+    return finished
 
 
 class ExecutionEvent(models.Model):

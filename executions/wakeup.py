@@ -16,11 +16,17 @@ logger = logging.getLogger(__name__)
 
 
 class Wakeup:
-    """An event set by notifications on `channels` (from a background thread) or by `poke()`."""
+    """An event set by notifications on `channels` (from a background thread) or by `poke()`.
+
+    It also remembers which channels fired since `fired()` was last asked, so a loop runner can
+    run only the loops that have something to do.
+    """
 
     def __init__(self, channels: list[str], listen: bool = True) -> None:
         self.event = threading.Event()
         self._channels = channels
+        self._fired: set[str] = set()
+        self._fired_lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="wakeup-listener", daemon=True)
         self._listen_enabled = listen
@@ -36,8 +42,21 @@ class Wakeup:
         self._stopping.set()
         self.event.set()
 
-    def poke(self) -> None:
+    def poke(self, channel: str | None = None) -> None:
+        """Wake the waiter; with `channel`, as if that channel had been notified."""
+        if channel is not None:
+            self._fire(channel)
         self.event.set()
+
+    def fired(self) -> set[str]:
+        """The channels notified (or poked) since the last call."""
+        with self._fired_lock:
+            fired, self._fired = self._fired, set()
+        return fired
+
+    def _fire(self, channel: str) -> None:
+        with self._fired_lock:
+            self._fired.add(channel)
 
     def wait(self, timeout: float) -> None:
         """Sleep until a notification, a poke, or `timeout` seconds."""
@@ -52,10 +71,11 @@ class Wakeup:
                     for channel in self._channels:
                         conn.execute(f'LISTEN "{channel}"')
                     backoff = 0.5
-                    self.event.set()  # anything committed while we were away is due now
+                    for channel in self._channels:  # anything committed while we were away is due now
+                        self.poke(channel)
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self.event.set()
+                        for notify in conn.notifies(timeout=1.0, stop_after=1):
+                            self.poke(notify.channel)
             except psycopg.Error as exc:
                 logger.warning("wakeup listener lost its connection (%s); retrying in %.1fs", exc, backoff)
                 self._stopping.wait(backoff)

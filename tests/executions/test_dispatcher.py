@@ -415,6 +415,42 @@ def test_record_outcomes_applies_a_mixed_batch(now, retry_policy):
 
 
 @pytest.mark.django_db
+def test_a_batch_of_successes_with_and_without_webhooks_gets_one_event_each_in_id_order(now):
+    node = make_node(now=now, registered_at=now - timedelta(hours=1))
+    for index in range(5):
+        make_execution(node, now=now, webhook_registered=index == 2)
+    items = queue.claim("worker", now, 5, lease_seconds=LEASE, alive_seconds=ALIVE)
+    hooked = next(item for item in items if item.execution.webhook_registered)
+    Webhook.objects.create(execution_id=hooked.execution.id, url="https://hooks.example.com/x", created_at=now)
+    before = ExecutionEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    answers = [AgentCallResult(200, {"n": index}) for index in range(5)]
+    counts = dispatcher.record_outcomes(list(zip(items, answers, strict=True)), now)
+    assert counts == {"running": 0, "succeeded": 5}
+    completed = list(ExecutionEvent.objects.filter(id__gt=before).order_by("id"))
+    assert [event.id for event in completed] == list(range(before + 1, before + 6))
+    assert {event.execution_id for event in completed} == {item.execution.id for item in items}
+    for event in completed:
+        execution = Execution.objects.get(pk=event.execution_id)
+        assert (event.type, event.status, event.target, event.run_id) == (
+            "execution_completed",
+            "succeeded",
+            execution.target,
+            execution.run_id,
+        )
+    assert list(Delivery.objects.values_list("execution_id", flat=True)) == [hooked.execution.id]
+
+
+@pytest.mark.django_db
+def test_a_batch_whose_leases_all_went_stale_records_no_event(now):
+    stale = [claim_one(now), claim_one(now)]
+    for item in stale:
+        expired_and_reclaimed(item, now)
+    before = ExecutionEvent.objects.count()
+    dispatcher.record_outcomes([(item, AgentCallResult(200, {})) for item in stale], now + timedelta(seconds=61))
+    assert ExecutionEvent.objects.count() == before
+
+
+@pytest.mark.django_db
 def test_record_outcomes_supersedes_answers_under_a_stale_lease(now):
     stale = [claim_one(now), claim_one(now)]
     for item in stale:

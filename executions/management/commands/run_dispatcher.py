@@ -31,8 +31,12 @@ class Command(BaseCommand):
         worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         listen = settings.AGENTFIELD_DISPATCHER_LISTEN and not no_listen
         wakeup = Wakeup([ExecutionDispatcher.channel, DeliveryWorker.channel], listen=listen)
-        dispatcher = ExecutionDispatcher(worker_id, concurrency, on_wake=wakeup.poke)
-        deliveries = DeliveryWorker(worker_id, settings.AGENTFIELD_WEBHOOK_CONCURRENCY, on_wake=wakeup.poke)
+        dispatcher = ExecutionDispatcher(
+            worker_id, concurrency, on_wake=lambda: wakeup.poke(ExecutionDispatcher.channel)
+        )
+        deliveries = DeliveryWorker(
+            worker_id, settings.AGENTFIELD_WEBHOOK_CONCURRENCY, on_wake=lambda: wakeup.poke(DeliveryWorker.channel)
+        )
         runner = Runner([dispatcher, deliveries], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS)
 
         def stop(signum: int, frame: Any) -> None:
