@@ -36,11 +36,11 @@ TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMEOUT)
 
 class Execution(models.Model):
     id = models.CharField(primary_key=True, max_length=64)
-    run_id = models.CharField(max_length=255, db_index=True)
-    parent_execution_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)
+    run_id = models.CharField(max_length=255)
+    parent_execution_id = models.CharField(max_length=255, null=True, blank=True)
     session_id = models.CharField(max_length=255, blank=True, default="")
     actor_id = models.CharField(max_length=255, blank=True, default="")
-    node_id = models.CharField(max_length=255, db_index=True)
+    node_id = models.CharField(max_length=255)
     target_name = models.CharField(max_length=255)
     target_type = models.CharField(max_length=16, default="reasoner")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -59,7 +59,7 @@ class Execution(models.Model):
     lease_token = models.UUIDField(null=True, blank=True)
     claimed_by = models.CharField(max_length=255, blank=True, default="")
     node_instance_id = models.CharField(max_length=255, blank=True, default="")
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     webhook_registered = models.BooleanField(default=False)
     created_at = models.DateTimeField()
@@ -77,8 +77,23 @@ class Execution(models.Model):
             models.Index(fields=["node_id"], name="execution_running_idx", condition=Q(status="running")),
             models.Index(fields=["-created_at", "-id"], name="execution_created_idx"),
             models.Index(fields=["status", "-created_at"], name="execution_status_created_idx"),
+            # Every claim and outcome writes a new row version into each index (the status and
+            # run_at columns they change are indexed, so no update is HOT): keep the set small.
+            # Plain btrees only (no LIKE variants); the optional columns are indexed where set.
+            models.Index(fields=["run_id"], name="execution_run_idx"),
+            models.Index(fields=["node_id"], name="execution_node_idx"),
+            models.Index(
+                fields=["parent_execution_id"],
+                name="execution_parent_idx",
+                condition=Q(parent_execution_id__isnull=False),
+            ),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                name="execution_idempotency_key_unique",
+                condition=Q(idempotency_key__isnull=False),
+            ),
             models.CheckConstraint(condition=Q(status__in=[s.value for s in Status]), name="execution_status_valid"),
         ]
 
@@ -358,7 +373,7 @@ class ExecutionEvent(models.Model):
     """
 
     id = models.BigIntegerField(primary_key=True)
-    execution_id = models.CharField(max_length=64, db_index=True)
+    execution_id = models.CharField(max_length=64)
     run_id = models.CharField(max_length=255)
     node_id = models.CharField(max_length=255)
     target = models.CharField(max_length=512)
@@ -369,6 +384,7 @@ class ExecutionEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["execution_id"], name="event_execution_idx")]  # no LIKE variant
 
     def __str__(self) -> str:
         return f"{self.id} {self.type} {self.execution_id}"
