@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import shlex
+import signal
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -114,23 +115,36 @@ def _run_scenario(number: str, ctx: Context) -> list[Row]:
         return [Row(number, TITLES[number], "–", "", unavailable=f"failed: {type(error).__name__}: {error}"[:300])]
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: every scenario's `finally` stops its
+    # child processes, and the rows measured so far are still written.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str]) -> int:
     options = _parser().parse_args(argv)
     ctx = _context(options)
     command = "python -m bench " + shlex.join(argv) if argv else "python -m bench"
     facts = {"Machine": machine(), "PostgreSQL": pg.server_facts(ctx.server)}
     rows: list[Row] = []
-    for number in [part.strip() for part in options.scenarios.split(",") if part.strip()]:
-        rows += _run_scenario(number, ctx)
+    signal.signal(signal.SIGTERM, _interrupt)
+    interrupted = False
+    try:
+        for number in [part.strip() for part in options.scenarios.split(",") if part.strip()]:
+            rows += _run_scenario(number, ctx)
+    except KeyboardInterrupt:
+        interrupted = True
+        progress("interrupted: writing the rows measured so far")
     facts["Machine"]["load average (1/5/15 min) at end"] = " / ".join(f"{v:.2f}" for v in os.getloadavg())
     text = document(command, facts, rows, ctx.notes)
     print(table(rows))
     out = Path(options.output)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}-s{options.scenarios.replace(',', '')}.md"
+    suffix = "-partial" if interrupted else ""
+    path = out / f"{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}-s{options.scenarios.replace(',', '')}{suffix}.md"
     path.write_text(text)
     progress(f"written {path}")
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":
