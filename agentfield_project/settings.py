@@ -32,18 +32,20 @@ INSTALLED_APPS = [
     "executions",
 ]
 
+# Django's own middleware as subclasses whose hooks run on the event loop under ASGI when they
+# cannot block (agentfield_project/inline.py): a thread hand-off per hook costs more than the view.
 MIDDLEWARE = [
     "agentfield_project.middleware.RejectNulCharactersMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "agentfield_project.inline.SecurityMiddleware",
     "agentfield_project.middleware.ContentSecurityPolicyMiddleware",
     "agentfield_project.middleware.ChunkedBodyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "agentfield_project.inline.SessionMiddleware",
+    "agentfield_project.inline.CommonMiddleware",
+    "agentfield_project.inline.CsrfViewMiddleware",
+    "agentfield_project.inline.AuthenticationMiddleware",
     "nodes.middleware.ApiKeyMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "agentfield_project.inline.MessageMiddleware",
+    "agentfield_project.inline.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "agentfield_project.urls"
