@@ -193,6 +193,8 @@ AGENTFIELD_NODE_LIVENESS_SECONDS = env.float("AGENTFIELD_NODE_LIVENESS_SECONDS",
 AGENTFIELD_API_KEY_CACHE_SECONDS = env.float("AGENTFIELD_API_KEY_CACHE_SECONDS", default=5.0)
 # `manage.py serve` refuses a non-loopback address while no API key exists, unless this is true.
 AGENTFIELD_ALLOW_INSECURE_BIND = env.bool("AGENTFIELD_ALLOW_INSECURE_BIND", default=False)
+# daphne processes `manage.py serve` runs on one socket: one process uses one core for Python.
+AGENTFIELD_SERVER_PROCESSES = env.int("AGENTFIELD_SERVER_PROCESSES", default=1)
 
 # --- database --------------------------------------------------------------------------------
 # A pooled connection idle this long is pinged before it is lent (agentfield_project/postgres/).
