@@ -8,9 +8,9 @@ FlowControl (see agentfield_project/flow.py). WebSockets are refused.
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentfield_project.settings")
+
+from agentfield_project.handler import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
 

@@ -1,14 +1,19 @@
-"""Request guards and response headers that apply to every route: NUL in URLs, chunked bodies, CSP."""
+"""Request guards and response headers that apply to every route: NUL in URLs, chunked bodies, CSP.
+
+They run on the event loop under ASGI (see agentfield_project/inline.py); only reading a chunked
+body hands off to the request's thread.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
-from django.utils.deprecation import MiddlewareMixin
+
+from agentfield_project.inline import InlineHooks
 
 
-class RejectNulCharactersMiddleware(MiddlewareMixin):
+class RejectNulCharactersMiddleware(InlineHooks):
     """Answer 400 to a URL whose path or query holds a NUL character."""
 
     def process_request(self, request: HttpRequest) -> JsonResponse | None:
@@ -22,7 +27,7 @@ class RejectNulCharactersMiddleware(MiddlewareMixin):
         return None
 
 
-class ContentSecurityPolicyMiddleware(MiddlewareMixin):
+class ContentSecurityPolicyMiddleware(InlineHooks):
     """Adds AGENTFIELD_CONTENT_SECURITY_POLICY unless the view set its own policy."""
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
@@ -32,18 +37,26 @@ class ContentSecurityPolicyMiddleware(MiddlewareMixin):
         return response
 
 
-class ChunkedBodyMiddleware(MiddlewareMixin):
+class ChunkedBodyMiddleware(InlineHooks):
     """Gives a chunked request body its Content-Length, so DRF parses it instead of seeing `{}`.
 
     The server has already buffered the body; reading it applies DATA_UPLOAD_MAX_MEMORY_SIZE,
     and an oversized chunked body gets the same JSON 413 as an oversized declared one.
     """
 
+    def request_needs_thread(self, request: HttpRequest) -> bool:
+        # A large body is spooled to a temporary file: reading it is disk I/O.
+        return self._length_unknown(request)
+
     def process_request(self, request: HttpRequest) -> HttpResponseBase | None:
-        if "HTTP_TRANSFER_ENCODING" not in request.META or request.META.get("CONTENT_LENGTH"):
+        if not self._length_unknown(request):
             return None
         try:
             request.META["CONTENT_LENGTH"] = str(len(request.body))
         except RequestDataTooBig:
             return JsonResponse({"error": "request body too large", "code": "payload_too_large"}, status=413)
         return None
+
+    @staticmethod
+    def _length_unknown(request: HttpRequest) -> bool:
+        return "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH")

@@ -32,18 +32,20 @@ INSTALLED_APPS = [
     "executions",
 ]
 
+# Django's own middleware as subclasses whose hooks run on the event loop under ASGI when they
+# cannot block (agentfield_project/inline.py): a thread hand-off per hook costs more than the view.
 MIDDLEWARE = [
     "agentfield_project.middleware.RejectNulCharactersMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "agentfield_project.inline.SecurityMiddleware",
     "agentfield_project.middleware.ContentSecurityPolicyMiddleware",
     "agentfield_project.middleware.ChunkedBodyMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "agentfield_project.inline.SessionMiddleware",
+    "agentfield_project.inline.CommonMiddleware",
+    "agentfield_project.inline.CsrfViewMiddleware",
+    "agentfield_project.inline.AuthenticationMiddleware",
     "nodes.middleware.ApiKeyMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "agentfield_project.inline.MessageMiddleware",
+    "agentfield_project.inline.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "agentfield_project.urls"
@@ -83,6 +85,9 @@ def _database() -> dict:
     pool_size = env.int("AGENTFIELD_DB_POOL_SIZE", default=16)
     if pool_size > 0:
         config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 4}
+    # Django's backend, except that the pool pings only connections left idle (see
+    # agentfield_project/postgres/base.py) instead of adding a round trip to every request.
+    config["ENGINE"] = "agentfield_project.postgres"
     config["CONN_HEALTH_CHECKS"] = True
     # Long transactions pin the xmin horizon and bloat the queue tables; nothing here needs one.
     config.setdefault("OPTIONS", {}).setdefault("options", "-c idle_in_transaction_session_timeout=60000")
@@ -188,6 +193,12 @@ AGENTFIELD_NODE_LIVENESS_SECONDS = env.float("AGENTFIELD_NODE_LIVENESS_SECONDS",
 AGENTFIELD_API_KEY_CACHE_SECONDS = env.float("AGENTFIELD_API_KEY_CACHE_SECONDS", default=5.0)
 # `manage.py serve` refuses a non-loopback address while no API key exists, unless this is true.
 AGENTFIELD_ALLOW_INSECURE_BIND = env.bool("AGENTFIELD_ALLOW_INSECURE_BIND", default=False)
+# daphne processes `manage.py serve` runs on one socket: one process uses one core for Python.
+AGENTFIELD_SERVER_PROCESSES = env.int("AGENTFIELD_SERVER_PROCESSES", default=1)
+
+# --- database --------------------------------------------------------------------------------
+# A pooled connection idle this long is pinged before it is lent (agentfield_project/postgres/).
+AGENTFIELD_DB_CHECK_IDLE_SECONDS = env.float("AGENTFIELD_DB_CHECK_IDLE_SECONDS", default=1.0)
 
 # --- executions ------------------------------------------------------------------------------
 AGENTFIELD_EXECUTION_MAX_ATTEMPTS = env.int("AGENTFIELD_EXECUTION_MAX_ATTEMPTS", default=5)

@@ -49,6 +49,7 @@ class Context:
     ceiling_clients: list[int]
     api_executions: int
     api_clients: int
+    server_processes: int
     latency_samples: int
     scale_finished: list[int]
     scale_queued: int
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ceiling-clients", default="1,8", help="scenario 2: client connection counts")
     parser.add_argument("--api-executions", type=int, default=2_000, help="scenario 3: executions per run")
     parser.add_argument("--api-clients", type=int, default=16, help="scenario 3: concurrent HTTP clients")
+    parser.add_argument(
+        "--server-processes", type=int, default=1, help="scenario 3: `manage.py serve --processes` (daphne processes)"
+    )
     parser.add_argument("--latency-samples", type=int, default=200, help="scenario 4: enqueues per run")
     parser.add_argument("--scale-finished", default="10000,100000", help="scenario 5: finished rows in the table")
     parser.add_argument("--scale-queued", type=int, default=20_000, help="scenario 5: queued backlog")
@@ -93,6 +97,7 @@ def _context(options: argparse.Namespace) -> Context:
         ceiling_clients=ints(options.ceiling_clients),
         api_executions=options.api_executions,
         api_clients=options.api_clients,
+        server_processes=options.server_processes,
         latency_samples=options.latency_samples,
         scale_finished=ints(options.scale_finished),
         scale_queued=options.scale_queued,

@@ -1,7 +1,8 @@
 """Scenario 3: through the API — POST /api/v1/execute/async/{node}.{name} to `succeeded`.
 
-A daphne server subprocess and one dispatcher on the same database; C client threads, each with
-one keep-alive connection, POST as fast as they get answers (closed loop). Reported: executions/s
+`manage.py serve --processes N` (N daphne processes on one socket, as users deploy it;
+`--server-processes`) and one dispatcher on the same database; C client threads, each with one
+keep-alive connection, POST as fast as they get answers (closed loop). Reported: executions/s
 from the first POST to the last completion, the rate of accepted POSTs, and POST latency.
 """
 
@@ -17,16 +18,16 @@ from bench import ours, procs
 from bench.report import Row, percentile, progress
 
 
-def start_server(bench: ours.Bench) -> tuple[procs.Process, str]:
-    """daphne on a free loopback port against the bench database; returns it once healthy."""
+def start_server(bench: ours.Bench, processes: int = 1) -> tuple[procs.Process, str]:
+    """`manage.py serve` on a free loopback port against the bench database; returns it once healthy."""
     port = procs.free_port()
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "agentfield_project.asgi:application"]
-    server = procs.Process("daphne", args, procs.env_for(bench.url))
+    args = [sys.executable, "manage.py", "serve", "--port", str(port), "--processes", str(processes)]
+    server = procs.Process("serve", args, procs.env_for(bench.url))
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
         if not server.alive():
-            raise RuntimeError(f"daphne exited:\n{server.output()}")
+            raise RuntimeError(f"serve exited:\n{server.output()}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/api/v1/health")
@@ -34,7 +35,7 @@ def start_server(bench: ours.Bench) -> tuple[procs.Process, str]:
         except OSError:
             return False
 
-    procs.wait_until(healthy, 30, "daphne to answer /api/v1/health")
+    procs.wait_until(healthy, 30, "serve to answer /api/v1/health")
     return server, url
 
 
@@ -76,14 +77,15 @@ def _once(bench: ours.Bench, port: int, total: int, clients: int) -> tuple[float
 
 def run(ctx) -> list[Row]:
     bench = ours.Bench.start(ctx.server)
-    note = f"{ctx.api_executions:,} executions, {ctx.api_clients} clients, 1 daphne, 1 dispatcher"
+    daphnes = f"{ctx.server_processes} daphne" + ("s" if ctx.server_processes > 1 else "")
+    note = f"{ctx.api_executions:,} executions, {ctx.api_clients} clients, {daphnes}, 1 dispatcher"
     rows = [
         Row("3", "API → succeeded", "executions/s", "exec/s", note=note),
         Row("3", "API POST accepted", "POSTs/s", "req/s", note="202s per second while posting"),
         Row("3", "API POST latency", "p50", "ms"),
         Row("3", "API POST latency", "p99", "ms"),
     ]
-    server, url = start_server(bench)
+    server, url = start_server(bench, ctx.server_processes)
     bench.start_dispatcher()
     try:
         for rep in range(ctx.repeat):

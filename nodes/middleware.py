@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.http import HttpRequest, HttpResponse
-from django.utils.deprecation import MiddlewareMixin
 from rest_framework.views import APIView
 
+from agentfield_project.inline import InlineHooks
 from nodes.auth import authenticate_request, unauthorized_response
 
 GUARDED_PATHS = ("/api/v1/", "/api/ui/v1/")
 
 
-class ApiKeyMiddleware(MiddlewareMixin):
+def guards(request: HttpRequest, view_func: Callable) -> bool:
+    """Whether this middleware checks the request (a plain view under the API paths)."""
+    if not request.path.startswith(GUARDED_PATHS):
+        return False
+    view_class = getattr(view_func, "cls", None)
+    # DRF views authenticate inside the view (and CSRF-check sessions).
+    return not (isinstance(view_class, type) and issubclass(view_class, APIView))
+
+
+class ApiKeyMiddleware(InlineHooks):
     """Applies `authenticate_request` to plain (non-DRF) views under /api/v1 and /api/ui/v1."""
 
+    def view_needs_thread(self, request: HttpRequest, view: Callable) -> bool:
+        return guards(request, view)  # the key check may read the database
+
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
-        if not request.path.startswith(GUARDED_PATHS):
+        if not guards(request, view_func):
             return None
-        view_class = getattr(view_func, "cls", None)
-        if isinstance(view_class, type) and issubclass(view_class, APIView):
-            return None  # DRF authenticates inside the view (and CSRF-checks sessions)
         return None if authenticate_request(request) else unauthorized_response()

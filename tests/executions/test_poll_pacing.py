@@ -5,8 +5,9 @@ import threading
 import pytest
 from django.utils import timezone
 
+from nodes.auth import issue_key
 from tests.factories import make_execution, make_node
-from tests.processes import http
+from tests.processes import http, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -16,10 +17,16 @@ SDK = {"User-Agent": "AgentField-SDK-AsyncClient/1.0"}
 def test_a_held_sdk_poll_answers_with_the_news_that_arrived_while_it_waited(launch):
     url = launch.server(AGENTFIELD_SDK_POLL_HOLD_SECONDS=20)
     execution = make_execution(make_node("echo"), id="exec_paced", status="running")
-    http("GET", f"{url}/api/v1/executions/{execution.id}", headers=SDK)  # starts the event listener
+    headers = SDK | {"X-API-Key": issue_key("agents")[1]}  # the key also opens the stream's stats
+    http("GET", f"{url}/api/v1/executions/{execution.id}", headers=headers)  # starts the event listener
+    # A poll that arrives before the listener has caught up is answered at once (by design).
+    stats = f"{url}/api/ui/v1/executions/events/stats"
+    wait_until(lambda: http("GET", stats, headers=headers)[1]["last_event_id"] is not None, message="the listener")
     answers = []
     poll = threading.Thread(
-        target=lambda: answers.append(http("GET", f"{url}/api/v1/executions/{execution.id}", headers=SDK, timeout=30))
+        target=lambda: answers.append(
+            http("GET", f"{url}/api/v1/executions/{execution.id}", headers=headers, timeout=30)
+        )
     )
     poll.start()
     poll.join(timeout=0.5)

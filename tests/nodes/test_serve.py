@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.management.base import CommandError
 from django.test import override_settings
 
+from agentfield_project.server import UnsupportedAddress, bind
 from nodes.auth import issue_key, revoke_key
 from nodes.management.commands.serve import is_loopback, refuse_insecure_bind
 from tests.processes import ROOT, Process, base_env, free_port, http, wait_until
@@ -67,3 +71,89 @@ def test_serve_on_loopback_runs_daphne(db_url, log_dir):
         wait_until(healthy, timeout=30, message="serve to answer")
     finally:
         assert server.stop() is not None
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the live child processes of `pid` (from /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state == "Z"  # exited, not yet reaped by its (dead) parent's successor
+
+
+def _start_serve(db_url: str, log_dir, processes: int) -> tuple[Process, str, list[int]]:
+    port = free_port()
+    args = [sys.executable, "manage.py", "serve", "--port", str(port), "--processes", str(processes)]
+    server = Process("serve", args, base_env(db_url), log_dir)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy():
+        assert server.alive(), server.output()
+        try:
+            return http("GET", f"{url}/api/v1/health", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    wait_until(healthy, timeout=30, message="serve to answer")
+    children = wait_until(lambda: len(_children(server.pid)) == processes and _children(server.pid), timeout=10)
+    return server, url, children
+
+
+@pytest.mark.e2e
+def test_serve_with_two_processes_answers_and_stops_every_child_on_sigterm(db_url, log_dir):
+    server, url, children = _start_serve(db_url, log_dir, 2)
+    try:
+        for _ in range(20):  # fresh connections, accepted by either child
+            status, body, _ = http("POST", f"{url}/api/v1/executions/batch-status", {"execution_ids": ["nope"]})
+            assert (status, body) == (200, {"nope": {"execution_id": "nope", "status": "not_found"}})
+        os.kill(server.pid, signal.SIGTERM)  # the supervisor alone: it must pass the signal on
+        assert server.popen.wait(timeout=30) == 0
+        wait_until(lambda: all(_gone(child) for child in children), timeout=10, message="children to exit")
+    finally:
+        server.stop()
+        for child in children:
+            if not _gone(child):
+                os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_serve_stops_the_other_processes_and_fails_when_one_dies(db_url, log_dir):
+    server, _, children = _start_serve(db_url, log_dir, 2)
+    try:
+        os.kill(children[0], signal.SIGKILL)
+        assert server.popen.wait(timeout=30) == 128 + signal.SIGKILL
+        wait_until(lambda: all(_gone(child) for child in children), timeout=10, message="children to exit")
+    finally:
+        server.stop()
+        for child in children:
+            if not _gone(child):
+                os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_serve_children_exit_when_the_supervisor_is_killed(db_url, log_dir):
+    server, _, children = _start_serve(db_url, log_dir, 2)
+    try:
+        os.kill(server.pid, signal.SIGKILL)
+        server.popen.wait(timeout=10)
+        wait_until(lambda: all(_gone(child) for child in children), timeout=20, message="orphans to exit")
+    finally:
+        for child in children:
+            if not _gone(child):
+                os.kill(child, signal.SIGKILL)
+
+
+def test_several_processes_need_an_ipv4_address():
+    with pytest.raises(UnsupportedAddress):
+        bind("::1", free_port())
+    sock = bind("localhost", 0)
+    try:
+        assert sock.getsockname()[0] == "127.0.0.1" and sock.get_inheritable()
+    finally:
+        sock.close()

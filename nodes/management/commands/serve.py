@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import sys
 from typing import Any
 
@@ -11,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from agentfield_project import server
 from nodes.models import ApiKey
 
 INSECURE_MESSAGE = (
@@ -39,16 +39,26 @@ def refuse_insecure_bind(host: str) -> None:
 
 
 class Command(BaseCommand):
-    help = "Run daphne on HOST:PORT (secure by default: a public address needs an API key)."
+    help = "Run daphne on HOST:PORT in one or more processes (a public address needs an API key)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8080)
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=None,
+            help="daphne processes sharing the socket (default: AGENTFIELD_SERVER_PROCESSES)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host, port = options["host"], options["port"]
+        processes = options["processes"] or settings.AGENTFIELD_SERVER_PROCESSES
+        if processes < 1:
+            raise CommandError("--processes must be at least 1")
         refuse_insecure_bind(host)
         connections.close_all()
-        sys.stdout.flush()
-        args = [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "agentfield_project.asgi:application"]
-        os.execv(sys.executable, args)  # noqa: S606 - replaces this process: signals go straight to daphne
+        try:
+            sys.exit(server.serve(host, port, processes))
+        except server.UnsupportedAddress as exc:
+            raise CommandError(str(exc)) from None

@@ -1,0 +1,40 @@
+"""Django's PostgreSQL backend whose pool pings a connection only after it sat idle.
+
+With a pool, Django's CONN_HEALTH_CHECKS makes psycopg_pool run an empty query every time it
+lends a connection: under load one extra round trip per request, for a connection that answered
+a moment ago. Here a connection is pinged only when it has not been lent for
+AGENTFIELD_DB_CHECK_IDLE_SECONDS (or looks broken); one lent more recently is trusted, and if the
+server dropped it in between, that one request fails and the pool discards the connection.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db.backends.postgresql import base
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+# Kept on the connection object itself: the pool calls the check from any thread.
+LENT_AT = "_agentfield_lent_at"
+
+
+def check_connection(conn: Connection) -> None:
+    """Raise unless `conn` is usable; ping the server only after an idle spell."""
+    now = time.monotonic()
+    lent_at = getattr(conn, LENT_AT, None)
+    if conn.broken or lent_at is None or now - lent_at >= settings.AGENTFIELD_DB_CHECK_IDLE_SECONDS:
+        ConnectionPool.check_connection(conn)
+    setattr(conn, LENT_AT, now)
+
+
+class DatabaseWrapper(base.DatabaseWrapper):
+    @property
+    def pool(self) -> ConnectionPool | None:
+        pool = super().pool
+        # Django builds the pool with check=ConnectionPool.check_connection when
+        # CONN_HEALTH_CHECKS is on and offers no way to pass another check.
+        if pool is not None and pool._check is ConnectionPool.check_connection:
+            pool._check = check_connection
+        return pool
