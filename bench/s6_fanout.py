@@ -48,6 +48,11 @@ def _once(bench: ours.Bench, port: int, children: int) -> tuple[float, int]:
         raise RuntimeError(f"parent not accepted: {status} {accepted}")
     path = f"/api/v1/executions/{accepted['execution_id']}"
     final = procs.wait_until(lambda: _terminal(port, path), 1800, "the fan-out parent to finish", 0.05)
+    if final.get("_node_lost"):
+        raise RuntimeError(
+            "the SDK agent stopped heart-beating during the fan-out (see its log for 'degraded mode'); "
+            "the parent would wait for the lost-execution grace period and fail"
+        )
     elapsed = time.perf_counter() - began
     if final["status"] != "succeeded":
         raise RuntimeError(f"parent ended {final['status']}: {final.get('error')}")
@@ -57,8 +62,16 @@ def _once(bench: ours.Bench, port: int, children: int) -> tuple[float, int]:
 
 
 def _terminal(port: int, path: str) -> dict | None:
-    body = _request(port, "GET", path)[1]
-    return body if body["status"] in ("succeeded", "failed", "cancelled", "timeout") else None
+    """The parent's body once it has ended, or a marker once its agent is no longer alive."""
+    status, body = _request(port, "GET", path)
+    if status != 200:
+        raise RuntimeError(f"GET {path}: {status} {body}")
+    if body["status"] in ("succeeded", "failed", "cancelled", "timeout"):
+        return body
+    node_status, node = _request(port, "GET", f"/api/v1/nodes/{NODE}")
+    if node_status == 200 and node.get("health_status", node.get("status")) != "active":
+        return {"_node_lost": True, **body}
+    return None
 
 
 def run(ctx) -> list[Row]:
