@@ -17,6 +17,8 @@ from bench.report import Row, progress
 
 AGENT = Path(__file__).resolve().parent / "agents" / "fanout_agent.py"
 NODE = "fanout"
+NODE_LOST_SECONDS = 30.0
+_inactive_since: dict[str, float] = {}
 
 
 def _request(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -42,6 +44,7 @@ def _node_active(port: int) -> bool:
 def _once(bench: ours.Bench, port: int, children: int) -> tuple[float, int]:
     """(seconds from POSTing the parent to its `succeeded`, child executions created)."""
     bench.reset()
+    _inactive_since.clear()
     began = time.perf_counter()
     status, accepted = _request(port, "POST", f"/api/v1/execute/async/{NODE}.parent", {"input": {"n": children}})
     if status != 202:
@@ -50,8 +53,8 @@ def _once(bench: ours.Bench, port: int, children: int) -> tuple[float, int]:
     final = procs.wait_until(lambda: _terminal(port, path), 1800, "the fan-out parent to finish", 0.05)
     if final.get("_node_lost"):
         raise RuntimeError(
-            "the SDK agent stopped heart-beating during the fan-out (see its log for 'degraded mode'); "
-            "the parent would wait for the lost-execution grace period and fail"
+            f"the SDK agent sent no heartbeat for over {NODE_LOST_SECONDS:.0f} s during the fan-out (see its log "
+            "for 'degraded mode'); the parent would wait for the lost-execution grace period and fail"
         )
     elapsed = time.perf_counter() - began
     if final["status"] != "succeeded":
@@ -69,9 +72,13 @@ def _terminal(port: int, path: str) -> dict | None:
     if body["status"] in ("succeeded", "failed", "cancelled", "timeout"):
         return body
     node_status, node = _request(port, "GET", f"/api/v1/nodes/{NODE}")
-    if node_status == 200 and node.get("health_status", node.get("status")) != "active":
-        return {"_node_lost": True, **body}
-    return None
+    if node_status == 200 and node.get("health_status", node.get("status")) == "active":
+        _inactive_since.clear()
+        return None
+    # A heartbeat late by a few seconds under load is survivable (the parent is re-queued and
+    # resumed on the same instance); an agent away for half a minute has given up (degraded mode).
+    first = _inactive_since.setdefault("at", time.monotonic())
+    return {"_node_lost": True, **body} if time.monotonic() - first > NODE_LOST_SECONDS else None
 
 
 def run(ctx) -> list[Row]:
