@@ -134,7 +134,7 @@ class Bench:
         commits_before = pg.commits(self.server, self.dbname)
         dispatcher = self.start_dispatcher("--concurrency", str(concurrency))
         # CPU per job is counted from the first agent call, so the dispatcher's start-up is left out.
-        procs.wait_until(lambda: self.stub.stats()["count"] > 0, 60, "the first dispatch", interval=0.01)
+        procs.wait_until(lambda: self.stub.stats()["count"] > 0, 60, 0.01, "the first dispatch")
         cpu_before = self._cpu(dispatcher)
         done_before = self.count()
         watched = procs.watch([dispatcher], self.count, jobs, "ours")

@@ -16,22 +16,10 @@ from typing import Any
 
 from bench.report import progress
 from tests import processes
-from tests.processes import free_port
+from tests.processes import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = Path(tempfile.gettempdir()) / "agentfield-bench-logs"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll until `predicate` is truthy; raise TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def env_for(
@@ -139,7 +127,7 @@ class StubAgent:
         self.url = f"http://127.0.0.1:{self.port}"
         args = [sys.executable, "-m", "bench.stub_agent", "--port", str(self.port), "--status", str(status)]
         self.process = Process("stub-agent", args, env_for())
-        wait_until(self._up, 15, "the stub agent")
+        wait_until(self._up, 15, message="the stub agent")
 
     def _up(self) -> bool:
         if not self.process.alive():

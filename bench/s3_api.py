@@ -35,7 +35,7 @@ def start_server(bench: ours.Bench, processes: int = 1) -> tuple[procs.Process, 
         except OSError:
             return False
 
-    procs.wait_until(healthy, 30, "serve to answer /api/v1/health")
+    procs.wait_until(healthy, 30, message="serve to answer /api/v1/health")
     return server, url
 
 

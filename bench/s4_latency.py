@@ -32,10 +32,10 @@ def _samples(bench: ours.Bench, count: int, max_gap: float) -> list[float]:
         execution_id = _submit()
         committed[execution_id] = time.time()
         procs.wait_until(
-            lambda n=index + 1: bench.stub.stats()["count"] >= n, 30, "the stub to receive the dispatch", 0.002
+            lambda n=index + 1: bench.stub.stats()["count"] >= n, 30, 0.002, "the stub to receive the dispatch"
         )
         # Only measure an idle dispatcher: wait until it has recorded the outcome, then let it sleep.
-        procs.wait_until(lambda n=index + 1: bench.count() >= n, 30, "the dispatcher to record the outcome", 0.005)
+        procs.wait_until(lambda n=index + 1: bench.count() >= n, 30, 0.005, "the dispatcher to record the outcome")
         time.sleep(random.uniform(0.1, max_gap))  # a random phase against the poll interval
     received = bench.stub.stats(times=True)["times"]
     return [(received[key] - committed[key]) * 1000 for key in committed]
@@ -46,7 +46,7 @@ def _measure(ctx, bench: ours.Bench, label: str, count: int, max_gap: float, *ar
     p99 = Row("4", label, "p99 commit→agent", "ms", note=f"{count} sequential samples per run")
     dispatcher = bench.start_dispatcher(*args)
     try:
-        procs.wait_until(lambda: "started" in dispatcher.output(), 30, "the dispatcher to start")
+        procs.wait_until(lambda: "started" in dispatcher.output(), 30, message="the dispatcher to start")
         time.sleep(1.0)
         for rep in range(ctx.repeat):
             values = _samples(bench, count, max_gap)

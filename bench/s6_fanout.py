@@ -50,7 +50,7 @@ def _once(bench: ours.Bench, port: int, children: int) -> tuple[float, int]:
     if status != 202:
         raise RuntimeError(f"parent not accepted: {status} {accepted}")
     path = f"/api/v1/executions/{accepted['execution_id']}"
-    final = procs.wait_until(lambda: _terminal(port, path), 1800, "the fan-out parent to finish", 0.05)
+    final = procs.wait_until(lambda: _terminal(port, path), 1800, 0.05, "the fan-out parent to finish")
     if final.get("_node_lost"):
         raise RuntimeError(
             f"the SDK agent sent no heartbeat for over {NODE_LOST_SECONDS:.0f} s during the fan-out (see its log "
@@ -90,7 +90,7 @@ def run(ctx) -> list[Row]:
     bench.start_dispatcher()
     agent = _start_agent(url)
     try:
-        procs.wait_until(lambda: _node_active(port), 60, "the SDK agent to register")
+        procs.wait_until(lambda: _node_active(port), 60, message="the SDK agent to register")
         created = []
         for rep in range(ctx.repeat):
             elapsed, rows = _once(bench, port, ctx.fanout)
