@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,25 +56,6 @@ def test_serve_exits_non_zero_explaining_how_to_create_a_key(db_url):
     assert "python manage.py create_api_key <name>" in done.stderr
 
 
-@pytest.mark.e2e
-def test_serve_on_loopback_runs_daphne(db_url, log_dir):
-    port = free_port()
-    server = Process("serve", [sys.executable, "manage.py", "serve", "--port", str(port)], base_env(db_url), log_dir)
-    try:
-        url = f"http://127.0.0.1:{port}/api/v1/health"
-
-        def healthy():
-            assert server.alive(), server.output()
-            try:
-                return http("GET", url, timeout=2)[0] == 200
-            except OSError:
-                return False
-
-        wait_until(healthy, timeout=30, message="serve to answer")
-    finally:
-        assert server.stop() is not None
-
-
 def _children(pid: int) -> list[int]:
     """Pids of the live child processes of `pid` (from /proc)."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
@@ -87,9 +70,11 @@ def _gone(pid: int) -> bool:
     return state == "Z"  # exited, not yet reaped by its (dead) parent's successor
 
 
-def _start_serve(db_url: str, log_dir, processes: int) -> tuple[Process, str, list[int]]:
+@contextmanager
+def _serving(db_url: str, log_dir, *options: str) -> Iterator[tuple[Process, str]]:
+    """`manage.py serve OPTIONS` on a free port, answering /api/v1/health; stopped afterwards."""
     port = free_port()
-    args = [sys.executable, "manage.py", "serve", "--port", str(port), "--processes", str(processes)]
+    args = [sys.executable, "manage.py", "serve", "--port", str(port), *options]
     server = Process("serve", args, base_env(db_url), log_dir)
     url = f"http://127.0.0.1:{port}"
 
@@ -100,53 +85,60 @@ def _start_serve(db_url: str, log_dir, processes: int) -> tuple[Process, str, li
         except OSError:
             return False
 
-    wait_until(healthy, timeout=30, message="serve to answer")
-    children = wait_until(lambda: len(_children(server.pid)) == processes and _children(server.pid), timeout=10)
-    return server, url, children
+    try:
+        wait_until(healthy, timeout=30, message="serve to answer")
+        yield server, url
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _serving_processes(db_url: str, log_dir, processes: int) -> Iterator[tuple[Process, str, list[int]]]:
+    """`serve --processes N` and its N children; any child still alive afterwards is killed."""
+    children: list[int] = []
+    try:
+        with _serving(db_url, log_dir, "--processes", str(processes)) as (server, url):
+            found = wait_until(lambda: len(_children(server.pid)) == processes and _children(server.pid), timeout=10)
+            children.extend(found)
+            yield server, url, children
+    finally:
+        for child in children:
+            if not _gone(child):
+                os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+def test_serve_on_loopback_runs_daphne(db_url, log_dir):
+    with _serving(db_url, log_dir) as (server, _):
+        assert server.alive()
+    assert server.popen.returncode is not None
 
 
 @pytest.mark.e2e
 def test_serve_with_two_processes_answers_and_stops_every_child_on_sigterm(db_url, log_dir):
-    server, url, children = _start_serve(db_url, log_dir, 2)
-    try:
+    with _serving_processes(db_url, log_dir, 2) as (server, url, children):
         for _ in range(20):  # fresh connections, accepted by either child
             status, body, _ = http("POST", f"{url}/api/v1/executions/batch-status", {"execution_ids": ["nope"]})
             assert (status, body) == (200, {"nope": {"execution_id": "nope", "status": "not_found"}})
         os.kill(server.pid, signal.SIGTERM)  # the supervisor alone: it must pass the signal on
         assert server.popen.wait(timeout=30) == 0
         wait_until(lambda: all(_gone(child) for child in children), timeout=10, message="children to exit")
-    finally:
-        server.stop()
-        for child in children:
-            if not _gone(child):
-                os.kill(child, signal.SIGKILL)
 
 
 @pytest.mark.e2e
 def test_serve_stops_the_other_processes_and_fails_when_one_dies(db_url, log_dir):
-    server, _, children = _start_serve(db_url, log_dir, 2)
-    try:
+    with _serving_processes(db_url, log_dir, 2) as (server, _, children):
         os.kill(children[0], signal.SIGKILL)
         assert server.popen.wait(timeout=30) == 128 + signal.SIGKILL
         wait_until(lambda: all(_gone(child) for child in children), timeout=10, message="children to exit")
-    finally:
-        server.stop()
-        for child in children:
-            if not _gone(child):
-                os.kill(child, signal.SIGKILL)
 
 
 @pytest.mark.e2e
 def test_serve_children_exit_when_the_supervisor_is_killed(db_url, log_dir):
-    server, _, children = _start_serve(db_url, log_dir, 2)
-    try:
+    with _serving_processes(db_url, log_dir, 2) as (server, _, children):
         os.kill(server.pid, signal.SIGKILL)
         server.popen.wait(timeout=10)
         wait_until(lambda: all(_gone(child) for child in children), timeout=20, message="orphans to exit")
-    finally:
-        for child in children:
-            if not _gone(child):
-                os.kill(child, signal.SIGKILL)
 
 
 def test_several_processes_need_an_ipv4_address():
