@@ -18,7 +18,6 @@ from bench.report import Row, progress
 AGENT = Path(__file__).resolve().parent / "agents" / "fanout_agent.py"
 NODE = "fanout"
 NODE_LOST_SECONDS = 30.0
-_inactive_since: dict[str, float] = {}
 
 
 def _request(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -44,13 +43,13 @@ def _node_active(port: int) -> bool:
 def _once(bench: ours.Bench, port: int, children: int) -> tuple[float, int]:
     """(seconds from POSTing the parent to its `succeeded`, child executions created)."""
     bench.reset()
-    _inactive_since.clear()
     began = time.perf_counter()
     status, accepted = _request(port, "POST", f"/api/v1/execute/async/{NODE}.parent", {"input": {"n": children}})
     if status != 202:
         raise RuntimeError(f"parent not accepted: {status} {accepted}")
     path = f"/api/v1/executions/{accepted['execution_id']}"
-    final = procs.wait_until(lambda: _terminal(port, path), 1800, 0.05, "the fan-out parent to finish")
+    inactive_since: dict[str, float] = {}  # when the agent was first seen inactive, while it stays so
+    final = procs.wait_until(lambda: _terminal(port, path, inactive_since), 1800, 0.05, "the fan-out parent to finish")
     if final.get("_node_lost"):
         raise RuntimeError(
             f"the SDK agent sent no heartbeat for over {NODE_LOST_SECONDS:.0f} s during the fan-out (see its log "
@@ -64,7 +63,7 @@ def _once(bench: ours.Bench, port: int, children: int) -> tuple[float, int]:
     return elapsed, Execution.objects.filter(target_name="child").count()
 
 
-def _terminal(port: int, path: str) -> dict | None:
+def _terminal(port: int, path: str, inactive_since: dict[str, float]) -> dict | None:
     """The parent's body once it has ended, or a marker once its agent is no longer alive."""
     status, body = _request(port, "GET", path)
     if status != 200:
@@ -73,11 +72,11 @@ def _terminal(port: int, path: str) -> dict | None:
         return body
     node_status, node = _request(port, "GET", f"/api/v1/nodes/{NODE}")
     if node_status == 200 and node.get("health_status", node.get("status")) == "active":
-        _inactive_since.clear()
+        inactive_since.clear()
         return None
     # A heartbeat late by a few seconds under load is survivable (the parent is re-queued and
     # resumed on the same instance); an agent away for half a minute has given up (degraded mode).
-    first = _inactive_since.setdefault("at", time.monotonic())
+    first = inactive_since.setdefault("at", time.monotonic())
     return {"_node_lost": True, **body} if time.monotonic() - first > NODE_LOST_SECONDS else None
 
 

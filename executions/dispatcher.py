@@ -86,8 +86,8 @@ def record_outcomes(finished: list[tuple[Claimed, AgentCallResult]], now: dateti
     for claimed, result in finished:
         if result.accepted:
             accepted.append((claimed.execution, claimed.instance_id))
-        elif result.ok and _storable(_strip_usage(result.body)):
-            succeeded.append((claimed.execution, _strip_usage(result.body), result.duration_ms))
+        elif result.ok and _storable(body := _strip_usage(result.body)):
+            succeeded.append((claimed.execution, body, result.duration_ms))
         else:
             others.append((claimed, result))
     counts = {"running": 0, "succeeded": 0}
