@@ -352,9 +352,11 @@ def test_a_cancelled_callback_overtaking_the_dispatchers_202_requeues_too(api, n
     assert record_outcome(item, AgentCallResult(202, {}), now) == "superseded"
 
 
-def test_work_the_agent_gave_back_is_dispatched_again_even_to_the_same_instance(api, stub_agent, now):
+def test_work_the_agent_gave_back_is_dispatched_again_even_to_the_same_instance(api, stub_agent):
     # Unlike a heartbeat pause (the instance still holds the work), a 'cancelled' callback says
     # the instance dropped it: waiting for that instance's callback would wait forever.
+    # The real clock: the claim below only takes work of nodes that heart-beat just now.
+    now = timezone.now()
     node = make_node(now=now, base_url=stub_agent.url, registered_at=now - timedelta(hours=1))
     execution = make_execution(node, now=now, status="running", attempt=1, node_instance_id=node.instance_id)
     callback(api, execution.id, {"status": "cancelled", "error": "cancelled during graceful shutdown"})
