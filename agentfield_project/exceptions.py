@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -9,6 +11,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from agentfield_project.postgres import availability
 from executions.exceptions import ExecutionError
 from nodes.exceptions import NodeError
 from webhooks.exceptions import WebhookError
@@ -34,7 +37,12 @@ def _message(detail) -> str:
 
 
 def exception_handler(exc, context):
-    """Map DRF, Django and domain errors to `{"error": message, "code": ...}` with a fitting 4xx."""
+    """Map DRF, Django and domain errors to `{"error": message, "code": ...}` with a fitting 4xx.
+
+    A database that cannot be reached is a 503 (see agentfield_project/postgres/availability.py).
+    """
+    if availability.is_unavailable(exc):
+        return availability.unavailable_response(exc)
     if isinstance(exc, DOMAIN_ERRORS):
         return Response({"error": str(exc), "code": exc.code}, status=exc.http_status)
     if isinstance(exc, RequestDataTooBig):
@@ -53,6 +61,8 @@ def exception_handler(exc, context):
 
 def error_response(exc: Exception) -> JsonResponse:
     """The same JSON error for views outside DRF (async views); re-raises anything unexpected."""
+    if availability.is_unavailable(exc):
+        return availability.unavailable_response(exc)
     if isinstance(exc, DOMAIN_ERRORS):
         return JsonResponse({"error": str(exc), "code": exc.code}, status=exc.http_status)
     if isinstance(exc, RequestDataTooBig):
@@ -79,7 +89,14 @@ def page_not_found(request, exception):
 
 
 def server_error(request):
-    """handler500: JSON under /api/, Django's page elsewhere."""
+    """handler500: JSON under /api/, Django's page elsewhere; a 503 on every route while the database is away.
+
+    Django calls it inside its `except` block, so the exception (raised by a middleware or a view
+    outside DRF) is still at hand.
+    """
+    error = sys.exc_info()[1]
+    if availability.is_unavailable(error):
+        return availability.unavailable_response(error)
     if request.path.startswith("/api/"):
         return JsonResponse({"error": "internal server error", "code": "server_error"}, status=500)
     return defaults.server_error(request)

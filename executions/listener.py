@@ -18,9 +18,10 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection
 from psycopg.rows import dict_row
 
+from agentfield_project.postgres import availability
+from agentfield_project.postgres.listen import listen_params
 from executions import events
 from executions.hub import Hub
 from executions.models import ExecutionEvent
@@ -54,14 +55,6 @@ def running_hub() -> Hub:
     return _hub
 
 
-def connection_params() -> dict[str, Any]:
-    """psycopg keyword arguments for the database Django uses (without Django's cursor classes)."""
-    params = dict(connection.get_connection_params())
-    for name in ("cursor_factory", "context", "prepare_threshold", "pool"):
-        params.pop(name, None)
-    return params
-
-
 def as_event(row: dict[str, Any]) -> ExecutionEvent:
     """An unsaved ExecutionEvent for a row read by the listener (timestamps in UTC)."""
     row["created_at"] = row["created_at"].astimezone(UTC)
@@ -76,22 +69,25 @@ class Listener:
 
     async def run(self) -> None:
         """Run until cancelled: connect, catch up, wait for a wake-up, catch up, ..."""
-        delay = 0.2
+        failures = 0
+        outage = availability.Outage("event listener")
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    **connection_params(), autocommit=True, application_name=APPLICATION_NAME, connect_timeout=10
+                    **listen_params(), autocommit=True, application_name=APPLICATION_NAME
                 ) as conn:
-                    delay = 0.2
+                    failures = 0
+                    outage.recovered()
                     await self.session(conn)
             except (psycopg.Error, OSError) as error:
-                logger.warning("event listener lost its connection (%s); retrying in %.1fs", error, delay)
+                outage.failed(error)
             except Exception:
                 # A bug must not silence every open stream of this process: log it and start over.
-                logger.exception("event listener failed; retrying in %.1fs", delay)
+                logger.exception("event listener failed; starting over")
+            failures += 1
             self.hub.listener_connected = False
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, settings.AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS)
+            cap = settings.AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS
+            await asyncio.sleep(availability.backoff_seconds(failures, base=0.2, cap=cap))
 
     async def session(self, conn: psycopg.AsyncConnection) -> None:
         """LISTEN, then alternate catching up with the table and waiting for the next wake-up."""

@@ -10,7 +10,9 @@ import logging
 import threading
 
 import psycopg
-from django.db import connection
+
+from agentfield_project.postgres import availability
+from agentfield_project.postgres.listen import listen_params
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +32,7 @@ class Wakeup:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="wakeup-listener", daemon=True)
         self._listen_enabled = listen
-        self._params = {**connection.get_connection_params(), "autocommit": True}
-        self._params.pop("cursor_factory", None)
-        self._params.pop("context", None)
+        self._params = {**listen_params(), "autocommit": True, "application_name": "agentfield-dispatcher-wakeup"}
 
     def start(self) -> None:
         if self._listen_enabled:
@@ -64,19 +64,21 @@ class Wakeup:
         self.event.clear()
 
     def _listen(self) -> None:
-        backoff = 0.5
+        failures = 0
+        outage = availability.Outage("dispatcher LISTEN")
         while not self._stopping.is_set():
             try:
                 with psycopg.connect(**self._params) as conn:
                     for channel in self._channels:
                         conn.execute(f'LISTEN "{channel}"')
-                    backoff = 0.5
+                    failures = 0
+                    outage.recovered()
                     for channel in self._channels:  # anything committed while we were away is due now
                         self.poke(channel)
                     while not self._stopping.is_set():
                         for notify in conn.notifies(timeout=1.0, stop_after=1):
                             self.poke(notify.channel)
             except psycopg.Error as exc:
-                logger.warning("wakeup listener lost its connection (%s); retrying in %.1fs", exc, backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                failures += 1
+                outage.failed(exc)
+                self._stopping.wait(availability.backoff_seconds(failures, cap=10.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -43,34 +44,80 @@ def log_dir(tmp_path):
     return tmp_path / "logs"
 
 
+class Launcher:
+    """Starts real processes against one database; `stop_all()` stops every one of them."""
+
+    def __init__(self, db_url: str, log_dir) -> None:
+        self.db_url = db_url
+        self.log_dir = log_dir
+        self.started: list[processes.Process] = []
+
+    def server(self, **settings) -> str:
+        process, url = processes.start_server(self.db_url, self.log_dir, **settings)
+        self.started.append(process)
+        self.server_process = process
+        return url
+
+    def dispatcher(self, *extra: str, **settings) -> processes.Process:
+        process = processes.start_dispatcher(self.db_url, self.log_dir, *extra, **settings)
+        self.started.append(process)
+        return process
+
+    def agent(self, script: str, server_url: str, **env) -> processes.Process:
+        process = processes.start_agent(script, server_url, self.log_dir, **env)
+        self.started.append(process)
+        return process
+
+    def stop_all(self, show_logs: bool) -> None:
+        for process in reversed(self.started):
+            process.stop(timeout=10)
+        if show_logs:
+            for process in self.started:
+                print(f"----- {process.name} ({process.log_path}) -----\n{process.output()[-6000:]}")
+
+
+def _failed(request) -> bool:
+    return request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
+
+
 @pytest.fixture
 def launch(db_url, log_dir, request):
     """Start processes for one test and stop every one of them when it ends (logs shown on failure)."""
-    started: list[processes.Process] = []
+    launcher = Launcher(db_url, log_dir)
+    yield launcher
+    launcher.stop_all(show_logs=_failed(request))
 
-    class Launcher:
-        def server(self, **settings) -> str:
-            process, url = processes.start_server(db_url, log_dir, **settings)
-            started.append(process)
-            self.server_process = process
-            return url
 
-        def dispatcher(self, *extra: str, **settings) -> processes.Process:
-            process = processes.start_dispatcher(db_url, log_dir, *extra, **settings)
-            started.append(process)
-            return process
+@pytest.fixture(scope="session")
+def throwaway_pg():
+    """A PostgreSQL server of the test session's own, which fault tests stop and restart."""
+    from tests.throwaway_pg import ThrowawayPostgres
 
-        def agent(self, script: str, server_url: str, **env) -> processes.Process:
-            process = processes.start_agent(script, server_url, log_dir, **env)
-            started.append(process)
-            return process
+    server = ThrowawayPostgres()
+    try:
+        server.migrate_template()
+        yield server
+    finally:
+        server.close()
 
-    yield Launcher()
-    for process in reversed(started):
-        process.stop(timeout=10)
-    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
-        for process in started:
-            print(f"----- {process.name} ({process.log_path}) -----\n{process.output()[-6000:]}")
+
+@pytest.fixture
+def faulty_db(throwaway_pg):
+    """A fresh migrated database on the throwaway server; the server is running again afterwards."""
+    name = f"fault_{uuid.uuid4().hex[:12]}"
+    throwaway_pg.database = name
+    throwaway_pg.db_url = throwaway_pg.new_database(name)
+    yield throwaway_pg
+    if not throwaway_pg.running():
+        throwaway_pg.start()
+
+
+@pytest.fixture
+def launch_on_faulty_db(faulty_db, log_dir, request):
+    """Like `launch`, against the throwaway server's database (which the test may restart)."""
+    launcher = Launcher(faulty_db.db_url, log_dir)
+    yield launcher
+    launcher.stop_all(show_logs=_failed(request))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -53,6 +53,9 @@ class DeliveryWorker:
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="webhook-post")
         self._done: stdlib_queue.SimpleQueue[tuple[Delivery, datetime, transport.DeliveryResult]]
         self._done = stdlib_queue.SimpleQueue()
+        # An outcome taken off `_done` whose recording failed (the database was away): tried
+        # again first on the next round, so a database restart never costs a duplicate POST.
+        self._unrecorded: list[tuple[Delivery, datetime, transport.DeliveryResult]] = []
         self._in_flight = 0
         self._next_reap = datetime.min.replace(tzinfo=UTC)
 
@@ -84,7 +87,11 @@ class DeliveryWorker:
         """Wait (at most `timeout` s) for posts in progress and record them; True if none is left."""
         deadline = time.monotonic() + timeout
         while self._in_flight and time.monotonic() < deadline:
-            self._record_one(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
+            try:
+                self._record_one(timeout=min(0.5, max(0.01, deadline - time.monotonic())))
+            except Exception as error:  # noqa: BLE001 - an unrecorded post is retried after its lease
+                logger.warning("could not record webhook outcomes while stopping: %s", error.__class__.__name__)
+                break
         return self._in_flight == 0
 
     def close(self, timeout: float) -> None:
@@ -99,15 +106,18 @@ class DeliveryWorker:
         return did
 
     def _record_one(self, timeout: float | None) -> bool:
+        if not self._unrecorded:
+            try:
+                self._unrecorded.append(self._done.get(timeout=timeout) if timeout else self._done.get_nowait())
+            except stdlib_queue.Empty:
+                return False
+        delivery, started, result = self._unrecorded[0]
         try:
-            delivery, started, result = self._done.get(timeout=timeout) if timeout else self._done.get_nowait()
-        except stdlib_queue.Empty:
-            return False
-        self._in_flight -= 1
-        try:
-            self._record(delivery, result, started)
+            self._record(delivery, result, started)  # raises while the database is away
         except StaleLease as exc:
             logger.warning("%s", exc)  # the reaper handed this delivery on; the newer state stands
+        self._unrecorded.pop(0)
+        self._in_flight -= 1
         return True
 
     def _post(self, delivery: Delivery, allowed: tuple[guard.IPNetwork, ...]) -> None:

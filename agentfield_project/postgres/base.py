@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend whose pool pings a connection only after it sat idle.
+"""Django's PostgreSQL backend whose pool pings a connection only after it sat idle, and which
+fails at once while this process knows the database is away (availability.Watch).
 
 With a pool, Django's CONN_HEALTH_CHECKS makes psycopg_pool run an empty query every time it
 lends a connection: under load one extra round trip per request, for a connection that answered
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 from django.conf import settings
 from django.db.backends.postgresql import base
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
+
+from agentfield_project.postgres import availability
 
 # Kept on the connection object itself: the pool calls the check from any thread.
 LENT_AT = "_agentfield_lent_at"
@@ -30,6 +34,12 @@ def check_connection(conn: Connection) -> None:
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params):
+        # Fail at once while this process knows the database is away (see availability.Watch).
+        if availability.web.circuit_open():
+            raise psycopg.OperationalError("database unavailable: waiting for it to answer again")
+        return super().get_new_connection(conn_params)
+
     @property
     def pool(self) -> ConnectionPool | None:
         pool = super().pool

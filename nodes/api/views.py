@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -12,6 +14,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentfield_project.postgres import availability
 from nodes import liveness, services
 from nodes.api import schema
 from nodes.api.serializers import HeartbeatSerializer, RegistrationSerializer, node_representation
@@ -151,13 +154,13 @@ class HealthView(APIView):
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
-            storage = {"status": "healthy", "message": "database is responsive"}
         except Exception as exc:  # noqa: BLE001 - any database failure means unhealthy
+            if not availability.is_unavailable(exc):
+                raise
+            response = availability.unavailable_response(exc)
             storage = {"status": "unhealthy", "message": f"database error: {exc.__class__.__name__}"}
-        healthy = storage["status"] == "healthy"
-        body = {
-            "status": "healthy" if healthy else "unhealthy",
-            "timestamp": now.isoformat(),
-            "checks": {"storage": storage},
-        }
-        return Response(body, status=200 if healthy else 503)
+            body = json.loads(response.content) | {"status": "unhealthy", "timestamp": now.isoformat()}
+            response.content = json.dumps(body | {"checks": {"storage": storage}})
+            return response
+        storage = {"status": "healthy", "message": "database is responsive"}
+        return Response({"status": "healthy", "timestamp": now.isoformat(), "checks": {"storage": storage}})

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+
+import psycopg
 
 from executions.runner import Runner
 from executions.wakeup import Wakeup
@@ -90,3 +93,43 @@ def test_an_idle_runner_sleeps_until_a_poke():
         loop_runner.request_stop()
         thread.join(5)
     assert not thread.is_alive()
+
+
+class FailingLoop(Loop):
+    """Raises `error` on its first `failures` rounds, then behaves like Loop."""
+
+    def __init__(self, channel: str, error: Exception, failures: int) -> None:
+        super().__init__(channel)
+        self.error = error
+        self.failures = failures
+
+    def run_once(self) -> bool:
+        self.runs += 1
+        if self.failures:
+            self.failures -= 1
+            raise self.error
+        return False
+
+
+def test_a_database_outage_is_logged_once_backed_off_and_survived(caplog, settings):
+    settings.AGENTFIELD_DB_BACKOFF_CAP_SECONDS = 0.05
+    flaky = FailingLoop("executions", psycopg.OperationalError("server closed the connection unexpectedly"), 4)
+    other = Loop("deliveries")
+    with caplog.at_level(logging.WARNING):
+        runner([flaky, other], poll=0.01, rounds=8).run()
+    assert flaky.runs >= 5  # four failures, then rounds that work
+    outage_lines = [record.getMessage() for record in caplog.records if "database" in record.getMessage()]
+    assert len(outage_lines) == 2, outage_lines
+    assert outage_lines[0].startswith("dispatcher: database unavailable (OperationalError: server closed")
+    assert outage_lines[1].startswith("dispatcher: database is back after")
+    assert "(4 failed attempts)" in outage_lines[1]
+
+
+def test_a_bug_in_a_round_is_logged_with_its_traceback_and_the_runner_goes_on(caplog, settings):
+    settings.AGENTFIELD_DB_BACKOFF_CAP_SECONDS = 0.05
+    buggy = FailingLoop("executions", KeyError("bug"), 2)
+    with caplog.at_level(logging.ERROR):
+        runner([buggy], poll=0.01, rounds=5).run()
+    assert buggy.runs >= 3
+    errors = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert len(errors) == 2 and all(record.exc_info for record in errors)
