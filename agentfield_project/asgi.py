@@ -18,6 +18,10 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be s
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from agentfield_project.flow import FlowControl  # noqa: E402
+from agentfield_project.postgres import availability  # noqa: E402
+
+# Once the database answers, run the recovery hooks (callbacks spooled before a restart).
+availability.web.start()
 
 
 async def refuse_websocket(scope, receive, send):

@@ -230,6 +230,10 @@ AGENTFIELD_DISPATCH_LEASE_SECONDS = env.float("AGENTFIELD_DISPATCH_LEASE_SECONDS
 # How long the SDK's status poll of an unfinished execution may wait for news (0: never hold).
 AGENTFIELD_SDK_POLL_HOLD_SECONDS = env.float("AGENTFIELD_SDK_POLL_HOLD_SECONDS", default=1.0)
 AGENTFIELD_SYNC_WAIT_SECONDS = env.float("AGENTFIELD_SYNC_WAIT_SECONDS", default=90.0)
+# Terminal callbacks that arrive while the database is away wait here (on the server's disk) and
+# are applied when it is back (executions/callback_spool.py).
+AGENTFIELD_CALLBACK_SPOOL_DIR = env.str("AGENTFIELD_CALLBACK_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))
+AGENTFIELD_CALLBACK_SPOOL_MAX_FILES = env.int("AGENTFIELD_CALLBACK_SPOOL_MAX_FILES", default=100_000)
 AGENTFIELD_BATCH_STATUS_LIMIT = 1000
 AGENTFIELD_DISPATCHER_CONCURRENCY = env.int("AGENTFIELD_DISPATCHER_CONCURRENCY", default=32)
 AGENTFIELD_DISPATCHER_POLL_SECONDS = env.float("AGENTFIELD_DISPATCHER_POLL_SECONDS", default=1.0)

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
+from agentfield_project.postgres import availability
 from nodes.models import ApiKey
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -92,7 +94,14 @@ def _active_keys() -> _Snapshot:
     global _snapshot
     snapshot = _snapshot
     if snapshot is None or time.monotonic() - snapshot.loaded_at > settings.AGENTFIELD_API_KEY_CACHE_SECONDS:
-        hashes = dict(ApiKey.objects.filter(revoked_at__isnull=True).values_list("key_hash", "pk"))
+        try:
+            hashes = dict(ApiKey.objects.filter(revoked_at__isnull=True).values_list("key_hash", "pk"))
+        except DatabaseError as error:
+            # While the database is away the keys this process last saw still hold, so an agent's
+            # callback reaches its view (which keeps what it cannot store, see callback_spool).
+            if snapshot is None or not availability.is_unavailable(error):
+                raise
+            return snapshot
         snapshot = _snapshot = _Snapshot(hashes=hashes, loaded_at=time.monotonic())
     return snapshot
 
@@ -120,7 +129,11 @@ def match_key(raw: str | None) -> int | None:
     pk = snapshot.hashes.get(hash_key(raw))
     if pk is not None and time.monotonic() - snapshot.touched.get(pk, -1e9) > LAST_USED_RESOLUTION_SECONDS:
         snapshot.touched[pk] = time.monotonic()
-        ApiKey.objects.filter(pk=pk).update(last_used_at=timezone.now())
+        try:
+            ApiKey.objects.filter(pk=pk).update(last_used_at=timezone.now())
+        except DatabaseError as error:  # a bookkeeping write: never the reason a request fails
+            if not availability.is_unavailable(error):
+                raise
     return pk
 
 

@@ -23,6 +23,12 @@ def _forget_api_keys():
     forget_keys()
 
 
+@pytest.fixture(autouse=True)
+def _spool_in_tmp(settings, tmp_path):
+    """Callbacks a test makes the server keep go to the test's own directory, never to var/."""
+    settings.AGENTFIELD_CALLBACK_SPOOL_DIR = str(tmp_path / "spool")
+
+
 @pytest.fixture
 def now() -> datetime:
     return datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)

@@ -139,6 +139,7 @@ def start_server(db_url: str, log_dir: Path, **settings: Any) -> tuple[Process, 
     """daphne on a free loopback port; returns the process and its base URL once healthy."""
     port = free_port()
     args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "agentfield_project.asgi:application"]
+    settings.setdefault("AGENTFIELD_CALLBACK_SPOOL_DIR", log_dir.parent / "spool")
     process = Process("daphne", args, base_env(db_url, **settings), log_dir)
     url = f"http://127.0.0.1:{port}"
 

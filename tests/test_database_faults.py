@@ -122,3 +122,6 @@ def test_a_callback_lost_in_an_outage_still_finishes_the_execution(launch_on_fau
     assert finished[execution_id]["status"] == "succeeded", finished
     assert finished[execution_id]["result"] == {"slept": 2}
     assert finished[execution_id]["attempt"] == 1
+    log = launch.server_process.output()
+    assert f"kept the succeeded callback of {execution_id}" in log
+    assert "applied 1 callbacks kept while the database was away" in log

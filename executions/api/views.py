@@ -13,7 +13,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from executions import callbacks, services
+from agentfield_project.postgres import availability
+from executions import callback_spool, callbacks, services, statuses
 from executions.api.serializers import accepted_body, status_bodies
 from executions.exceptions import ExecutionError
 from executions.models import Execution, Status
@@ -131,7 +132,13 @@ class CallbackView(APIView):
 
     def post(self, request, execution_id: str):
         callback = callbacks.parse_callback(request.data)
-        execution = callbacks.apply_callback(execution_id, callback, timezone.now())
+        try:
+            execution = callbacks.apply_callback(execution_id, callback, timezone.now())
+        except Exception as error:
+            # The SDK stops retrying after ~15 s: keep a terminal status for when the database is back.
+            if callback.status in statuses.TERMINAL and availability.is_unavailable(error):
+                callback_spool.keep(execution_id, request.data, timezone.now())
+            raise
         return Response(status_bodies([execution])[execution.id])
 
 
