@@ -20,9 +20,6 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from agentfield_project.flow import FlowControl  # noqa: E402
 from agentfield_project.postgres import availability  # noqa: E402
 
-# Once the database answers, run the recovery hooks (callbacks spooled before a restart).
-availability.web.start()
-
 
 async def refuse_websocket(scope, receive, send):
     """WebSockets (the SDK's optional memory-events socket) are refused cleanly."""
@@ -32,9 +29,19 @@ async def refuse_websocket(scope, receive, send):
     await send({"type": "websocket.close", "code": 1000})
 
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",)),
         "websocket": refuse_websocket,
     }
 )
+_serving = False
+
+
+async def application(scope, receive, send):
+    """The router; the first connection also runs the recovery hooks (callbacks spooled before a restart)."""
+    global _serving
+    if not _serving:
+        _serving = True
+        availability.web.start()  # a background thread: pings, then replays what is spooled
+    await router(scope, receive, send)

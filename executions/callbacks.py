@@ -184,8 +184,8 @@ def cancel(execution_id: str, now: datetime) -> tuple[Execution, str | None]:
     execution.cancel(now, "cancelled by request")
     if not at_agent:
         return execution, None
-    from nodes.models import Node
+    from nodes.models import NodeInstance
 
-    node = Node.objects.filter(pk=execution.node_id).only("base_url").first()
-    url = f"{node.base_url}/_internal/executions/{execution.id}/cancel" if node else None
+    instance = NodeInstance.objects.filter(node_id=execution.node_id, instance_id=execution.node_instance_id).first()
+    url = f"{instance.base_url}/_internal/executions/{execution.id}/cancel" if instance else None
     return execution, url

@@ -72,7 +72,9 @@ def record_outcome(claimed: Claimed, result: AgentCallResult, now: datetime) -> 
             return "failed"
         if result.status_code is None and _just_registered(claimed, now) and "refused" in result.error:
             # The SDK registers before its HTTP server accepts connections: not the agent's fault.
-            execution.requeue(now, now + timedelta(seconds=0.5), result.describe(), execution.lease_token, refund=True)
+            execution.requeue(
+                now, now + timedelta(seconds=0.5), result.describe(), execution.lease_token, refund=True, dropped=True
+            )
             return "not_ready"
         return _retry_or_fail(execution, result.describe(), now)
     except InvalidTransition:
@@ -145,7 +147,8 @@ def _retry_or_fail(execution, reason: str, now: datetime) -> str:
         base=settings.AGENTFIELD_EXECUTION_RETRY_BASE_SECONDS,
         cap=settings.AGENTFIELD_EXECUTION_RETRY_CAP_SECONDS,
     )
-    execution.requeue(now, run_at, reason, lease_token=execution.lease_token)
+    # The agent did not take the work: the next claim must dispatch it, not wait for this instance.
+    execution.requeue(now, run_at, reason, lease_token=execution.lease_token, dropped=True)
     return "retrying"
 
 
@@ -204,7 +207,7 @@ class ExecutionDispatcher:
         )
         resumed, exhausted = [], []
         for item in claimed:
-            if item.execution.node_instance_id and item.execution.node_instance_id == item.instance_id:
+            if item.may_run_there and self._runs_there(item):
                 resumed.append(item)
             elif item.execution.attempt > item.execution.max_attempts:
                 # Claimed again and again without an outcome: dispatchers keep dying on it.
@@ -218,6 +221,18 @@ class ExecutionDispatcher:
         for item in exhausted:
             self._give_up(item, now)
         return bool(claimed)
+
+    def _runs_there(self, item: Claimed) -> bool:
+        """Whether the instance the execution was handed to before is running it, as far as we can tell.
+
+        After recovery re-queued it (the instance went silent, then came back) it was running
+        there: wait for its callback. After a dispatcher died mid-hand-off the POST may or may not
+        have arrived; the SDK reports every start (a step event), so the work is at the instance
+        only if it said so since that hand-off. An agent that reports nothing gets it again.
+        """
+        if not item.unrecorded:
+            return True
+        return item.previous_dispatch is not None and queue.started_since(item.execution.id, item.previous_dispatch)
 
     def _resume(self, item: Claimed, now: datetime) -> None:
         try:

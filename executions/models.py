@@ -58,7 +58,10 @@ class Execution(models.Model):
     run_at = models.DateTimeField()
     lease_token = models.UUIDField(null=True, blank=True)
     claimed_by = models.CharField(max_length=255, blank=True, default="")
+    # The instance the execution was last handed to, and when: recorded by the claim before the
+    # POST, so a crash between the agent's 202 and its record cannot lose where the work went.
     node_instance_id = models.CharField(max_length=255, blank=True, default="")
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     webhook_registered = models.BooleanField(default=False)
@@ -288,11 +291,12 @@ class Execution(models.Model):
             events.record(self, events.RETRYING, now, data, notify=(events.DISPATCH_CHANNEL,))
 
     def resume_waiting(self, lease_token: uuid.UUID, now: datetime) -> None:
-        """Running again without a new dispatch: the agent instance we gave up on is alive.
+        """Running again without a new dispatch: the agent instance that holds the work is alive.
 
-        Heartbeats can pause (a blocked event loop) while the process still holds the work;
-        dispatching it again would run it twice, so wait for that instance's callback instead
-        and give the claim's attempt back.
+        Heartbeats can pause (a blocked event loop) while the process still holds the work, and
+        a dispatcher can die between the agent's 202 and recording it; dispatching again would
+        run it twice, so wait for that instance's callback instead and give the claim's attempt
+        back.
         """
         with transaction.atomic():
             self._transition(
@@ -301,6 +305,7 @@ class Execution(models.Model):
                 status=Status.RUNNING,
                 attempt=F("attempt") - 1,
                 lease_token=None,
+                started_at=self.started_at or now,
                 updated_at=now,
             )
             events.record(self, events.STARTED, now, {"resumed": True, "instance_id": self.node_instance_id})

@@ -14,37 +14,62 @@ from datetime import datetime, timedelta
 
 from django.db import connection
 
-from executions.models import Execution
+from executions.models import Execution, TraceEntry
 
 # Keep this statement short and alone in its transaction: the rows it locks stay locked until
 # it commits, and no network call may happen before then. `AS MATERIALIZED` keeps the planner
 # from re-running the LIMIT subquery (which could lease more rows than asked for). Only rows of
-# nodes that heart-beat recently are claimed: a node that is down keeps its work queued.
+# nodes with a live instance are claimed: a node that is down keeps its work queued. A lease that
+# ran out is taken over only LEASE_GRACE later, so a dispatcher that was cut off from the database
+# (and still holds the agent's answer) gets to record it first.
+#
+# Each row goes to one live instance of its node: the one it was last handed to if that one is
+# still alive (it may be running it: see ExecutionDispatcher._start), else one at random, which
+# spreads a node's work over its instances. The claim records that hand-off (instance and time)
+# before any POST, and returns what was there before, so the next claim of a row whose outcome
+# was never recorded (a dispatcher died mid-call) knows where it may already be running.
 _CLAIM = """
 WITH due AS MATERIALIZED (
-    SELECT e.id FROM executions_execution e
-    WHERE e.status = 'queued' AND e.run_at <= %(now)s
-      AND EXISTS (
-          SELECT 1 FROM nodes_node n
-          WHERE n.id = e.node_id AND n.shutdown_at IS NULL AND n.last_heartbeat_at > %(alive_after)s)
-    ORDER BY e.run_at, e.id
-    LIMIT %(limit)s
-    FOR UPDATE OF e SKIP LOCKED
+    SELECT e.id, e.node_id, e.node_instance_id AS previous_instance, e.dispatched_at AS previous_dispatch,
+           e.lease_token IS NOT NULL AS unrecorded
+      FROM executions_execution e
+     WHERE e.status = 'queued' AND e.run_at <= %(now)s
+       AND (e.lease_token IS NULL OR e.run_at <= %(expired_before)s)
+       AND EXISTS (
+           SELECT 1 FROM nodes_nodeinstance i
+            WHERE i.node_id = e.node_id AND i.shutdown_at IS NULL AND i.last_heartbeat_at > %(alive_after)s)
+     ORDER BY e.run_at, e.id
+     LIMIT %(limit)s
+       FOR UPDATE OF e SKIP LOCKED
+), target AS (
+    SELECT due.*, pick.instance_id, pick.base_url, pick.registered_at
+      FROM due CROSS JOIN LATERAL (
+           SELECT i.instance_id, i.base_url, i.registered_at
+             FROM nodes_nodeinstance i
+            WHERE i.node_id = due.node_id AND i.shutdown_at IS NULL AND i.last_heartbeat_at > %(alive_after)s
+            ORDER BY i.instance_id = due.previous_instance DESC, random()
+            LIMIT 1) pick
 )
 UPDATE executions_execution e
    SET run_at = %(lease_until)s, lease_token = %(token)s, claimed_by = %(worker)s,
-       attempt = e.attempt + 1, updated_at = %(now)s
-  FROM due, nodes_node n
- WHERE e.id = due.id AND n.id = e.node_id
-RETURNING e.*, n.base_url AS node_base_url, n.instance_id AS node_instance,
-          COALESCE(n.restarted_at, n.registered_at) AS node_since
+       attempt = e.attempt + 1, updated_at = %(now)s,
+       node_instance_id = target.instance_id, dispatched_at = %(now)s
+  FROM target
+ WHERE e.id = target.id
+RETURNING e.*, target.base_url AS target_base_url, target.registered_at AS target_since,
+          target.previous_instance, target.previous_dispatch, target.unrecorded
 """
 
+# A running execution is lost when its instance stopped heart-beating or was replaced by a restart
+# (its row is gone). Heartbeats that could not be written are no evidence: right after the
+# database itself restarted every node looks silent, so nothing is judged until it has been up
+# for a whole liveness window (by its own clock: `now` may be a test's).
 _LOST = """
 SELECT e.id FROM executions_execution e
-LEFT JOIN nodes_node n ON n.id = e.node_id
+LEFT JOIN nodes_nodeinstance i ON i.node_id = e.node_id AND i.instance_id = e.node_instance_id
 WHERE e.status = 'running'
-  AND (n.id IS NULL OR n.last_heartbeat_at <= %(cutoff)s OR n.instance_id <> e.node_instance_id)
+  AND (i.id IS NULL OR i.last_heartbeat_at <= %(cutoff)s)
+  AND pg_postmaster_start_time() <= now() - make_interval(secs => %(alive)s)
 ORDER BY e.id
 LIMIT %(limit)s
 FOR UPDATE OF e SKIP LOCKED
@@ -52,23 +77,36 @@ FOR UPDATE OF e SKIP LOCKED
 
 _ABANDONED = """
 SELECT e.id FROM executions_execution e
-LEFT JOIN nodes_node n ON n.id = e.node_id
 WHERE e.status = 'queued' AND e.attempt > 0 AND e.run_at <= %(give_up_before)s
-  AND (n.id IS NULL OR n.shutdown_at IS NOT NULL OR n.last_heartbeat_at <= %(cutoff)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM nodes_nodeinstance i
+       WHERE i.node_id = e.node_id AND i.shutdown_at IS NULL AND i.last_heartbeat_at > %(cutoff)s)
+  AND pg_postmaster_start_time() <= now() - make_interval(secs => %(alive)s)
 ORDER BY e.id
 LIMIT %(limit)s
 FOR UPDATE OF e SKIP LOCKED
 """
 
+# How long after its lease ran out a row is left to the dispatcher that held it.
+LEASE_GRACE = timedelta(seconds=10)
+
 
 @dataclass(frozen=True)
 class Claimed:
-    """A leased execution and where to send it."""
+    """A leased execution, the instance it is handed to, and where it was handed before."""
 
     execution: Execution
     base_url: str
     instance_id: str
-    node_since: datetime  # when the node's current instance registered
+    node_since: datetime  # when that instance registered
+    previous_instance: str = ""  # the instance it was last handed to ("" if none, or given back)
+    previous_dispatch: datetime | None = None
+    unrecorded: bool = False  # the previous claim never recorded an outcome: a dispatcher died on it
+
+    @property
+    def may_run_there(self) -> bool:
+        """Whether the chosen instance may already be running this execution."""
+        return bool(self.previous_instance) and self.previous_instance == self.instance_id
 
 
 def claim(worker_id: str, now: datetime, limit: int, *, lease_seconds: float, alive_seconds: float) -> list[Claimed]:
@@ -76,13 +114,30 @@ def claim(worker_id: str, now: datetime, limit: int, *, lease_seconds: float, al
     params = {
         "now": now,
         "alive_after": now - timedelta(seconds=alive_seconds),
+        "expired_before": now - LEASE_GRACE,
         "limit": limit,
         "lease_until": now + timedelta(seconds=lease_seconds),
         "token": uuid.uuid4(),
         "worker": worker_id,
     }
     rows = Execution.objects.raw(_CLAIM, params)
-    return [Claimed(row, row.node_base_url, row.node_instance, row.node_since) for row in rows]
+    return [
+        Claimed(
+            row,
+            row.target_base_url,
+            row.node_instance_id,
+            row.target_since,
+            row.previous_instance,
+            row.previous_dispatch,
+            row.unrecorded,
+        )
+        for row in rows
+    ]
+
+
+def started_since(execution_id: str, moment: datetime) -> bool:
+    """Whether the agent reported on the execution since `moment` (the SDK posts a step event at start)."""
+    return TraceEntry.objects.filter(execution_id=execution_id, created_at__gte=moment).exists()
 
 
 def lost(now: datetime, alive_seconds: float, limit: int = 100) -> list[Execution]:
@@ -90,13 +145,14 @@ def lost(now: datetime, alive_seconds: float, limit: int = 100) -> list[Executio
 
     Call inside a transaction and apply a verb to each row before it commits.
     """
-    return _locked(_LOST, {"cutoff": now - timedelta(seconds=alive_seconds), "limit": limit})
+    return _locked(_LOST, {"cutoff": now - timedelta(seconds=alive_seconds), "alive": alive_seconds, "limit": limit})
 
 
 def abandoned(now: datetime, alive_seconds: float, grace_seconds: float, limit: int = 100) -> list[Execution]:
     """Lock re-queued executions whose node has stayed away longer than the grace period."""
     params = {
         "cutoff": now - timedelta(seconds=alive_seconds),
+        "alive": alive_seconds,
         "give_up_before": now - timedelta(seconds=grace_seconds),
         "limit": limit,
     }

@@ -8,15 +8,15 @@ from django.db import transaction
 
 from executions import queue
 from executions.models import Execution
-from nodes.models import Node
+from nodes.models import NodeInstance
 
 
-def _why_lost(execution: Execution, node: Node | None) -> str:
-    if node is None:
+def _why_lost(execution: Execution, instances: set[tuple[str, str]]) -> str:
+    if not any(node_id == execution.node_id for node_id, _ in instances):
         return f"agent node '{execution.node_id}' was removed while running this execution"
-    if node.instance_id != execution.node_instance_id:
-        return f"agent node '{node.id}' restarted (new instance) while running this execution"
-    return f"agent node '{node.id}' stopped heart-beating while running this execution"
+    if (execution.node_id, execution.node_instance_id) not in instances:
+        return f"agent node '{execution.node_id}' restarted (its instance is gone) while running this execution"
+    return f"agent node '{execution.node_id}' stopped heart-beating while running this execution"
 
 
 def recover(now: datetime, *, alive_seconds: float, grace_seconds: float) -> int:
@@ -24,9 +24,13 @@ def recover(now: datetime, *, alive_seconds: float, grace_seconds: float) -> int
     handled = 0
     with transaction.atomic():
         lost = queue.lost(now, alive_seconds)
-        nodes = Node.objects.in_bulk({execution.node_id for execution in lost})
+        known = set(
+            NodeInstance.objects.filter(node_id__in={execution.node_id for execution in lost}).values_list(
+                "node_id", "instance_id"
+            )
+        )
         for execution in lost:
-            reason = _why_lost(execution, nodes.get(execution.node_id))
+            reason = _why_lost(execution, known)
             if execution.attempt >= execution.max_attempts:
                 execution.fail(f"{reason}; gave up after {execution.attempt} attempts", now)
             else:

@@ -10,13 +10,15 @@ from django.db.models import Q
 from nodes import liveness
 
 
-class NodeQuerySet(models.QuerySet["Node"]):
+class NodeQuerySet(models.QuerySet):
+    """Liveness filters shared by nodes (their newest heartbeat) and their instances."""
+
     def alive(self, now: datetime, window_seconds: float) -> NodeQuerySet:
-        """Nodes heart-beating within the window and not shut down."""
+        """Rows heart-beating within the window and not shut down."""
         return self.filter(shutdown_at__isnull=True, last_heartbeat_at__gt=now - timedelta(seconds=window_seconds))
 
     def with_health(self, health: str, now: datetime, window_seconds: float) -> NodeQuerySet:
-        """Nodes whose derived health status is `health` (active, inactive or offline)."""
+        """Rows whose derived health status is `health` (active, inactive or offline)."""
         cutoff = now - timedelta(seconds=window_seconds)
         if health == liveness.OFFLINE:
             return self.filter(shutdown_at__isnull=False)
@@ -43,7 +45,7 @@ class Node(models.Model):
     deployment_type = models.CharField(max_length=64, blank=True, default="")
     reasoners = models.JSONField(default=list, blank=True)
     skills = models.JSONField(default=list, blank=True)
-    # A fresh uuid per agent OS process: a new value on re-registration means the agent restarted.
+    # The most recently registered instance (see NodeInstance for each process that serves the node).
     instance_id = models.CharField(max_length=255, blank=True, default="")
     lifecycle_status = models.CharField(max_length=16, choices=Lifecycle.choices, default=Lifecycle.STARTING)
     communication_config = models.JSONField(default=dict, blank=True)
@@ -51,6 +53,8 @@ class Node(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     registered_at = models.DateTimeField()
     restarted_at = models.DateTimeField(null=True, blank=True)
+    # Summaries of the node's instances: the newest heartbeat of any of them, and the moment the
+    # last live one shut down (the node is offline then).
     last_heartbeat_at = models.DateTimeField()
     shutdown_at = models.DateTimeField(null=True, blank=True)
 
@@ -79,6 +83,37 @@ class Node(models.Model):
         if name in self.skill_ids():
             return "skill"
         return None
+
+
+class NodeInstance(models.Model):
+    """One agent process serving a node: it heart-beats, is alive or not, and receives work on its own.
+
+    Several processes may serve one node id (an agent scaled out); each registers with its own
+    `instance_id` (a fresh uuid per SDK process) and `base_url`. Liveness and dispatch are per
+    instance, so the death of one re-queues exactly the work it held. A new instance registering
+    at the `base_url` of an existing one is that process restarted: the old row is replaced.
+    """
+
+    # No index of its own: the unique (node, instance_id) index serves lookups by node.
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="instances", db_index=False)
+    instance_id = models.CharField(max_length=255, blank=True, default="")
+    base_url = models.URLField(max_length=2048)
+    lifecycle_status = models.CharField(max_length=16, choices=Node.Lifecycle.choices, default=Node.Lifecycle.STARTING)
+    registered_at = models.DateTimeField()
+    last_heartbeat_at = models.DateTimeField()
+    shutdown_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NodeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["node_id", "registered_at"]
+        constraints = [models.UniqueConstraint(fields=["node", "instance_id"], name="node_instance_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}/{self.instance_id or '-'}"
+
+    def health_status(self, now: datetime, window_seconds: float) -> str:
+        return liveness.health_status(self.last_heartbeat_at, self.shutdown_at, now, window_seconds)
 
 
 class ApiKey(models.Model):

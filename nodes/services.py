@@ -1,14 +1,18 @@
-"""Registration, heartbeats and shutdown of agent nodes."""
+"""Registration, heartbeats and shutdown of agent nodes and of the instances (processes) serving them."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 
 from nodes.exceptions import NodeNotFound
-from nodes.models import Node
+from nodes.models import Node, NodeInstance
+
+logger = logging.getLogger(__name__)
 
 REGISTERED_FIELDS = (
     "team_id", "base_url", "version", "deployment_type", "reasoners", "skills", "instance_id",
@@ -18,12 +22,18 @@ HEARTBEAT_LIFECYCLES = {"starting", "ready", "degraded"}
 
 
 def register_node(data: dict[str, Any], now: datetime) -> tuple[Node, bool]:
-    """Upsert a node from a validated registration; return it and whether its instance changed."""
+    """Upsert a node and its registering instance; return the node and whether a process restarted.
+
+    A new instance replaces the instances it must be the restart of: one at its own address (that
+    process is gone), and any that are no longer alive. Their rows are removed, so the recovery
+    loop re-queues their work at once (same execution ids) instead of after the liveness window.
+    Live instances at other addresses are other processes serving the same node: they stay.
+    """
     fields = {name: data[name] for name in REGISTERED_FIELDS if name in data}
+    instance_id = fields.get("instance_id", "")
     lifecycle = data.get("lifecycle_status") or Node.Lifecycle.STARTING
     with transaction.atomic():
         node = Node.objects.select_for_update().filter(pk=data["id"]).first()
-        restarted = bool(node and node.instance_id and node.instance_id != fields.get("instance_id", ""))
         if node is None:
             node = Node(id=data["id"], registered_at=now)
         for name, value in fields.items():
@@ -31,26 +41,88 @@ def register_node(data: dict[str, Any], now: datetime) -> tuple[Node, bool]:
         node.lifecycle_status = lifecycle
         node.last_heartbeat_at = now
         node.shutdown_at = None
+        others = NodeInstance.objects.filter(node_id=node.id).exclude(instance_id=instance_id)
+        alive = others.alive(now, settings.AGENTFIELD_NODE_LIVENESS_SECONDS).exclude(base_url=node.base_url)
+        replaced = others.exclude(pk__in=alive.values("pk"))
+        # An agent that sends no instance id cannot tell us it restarted.
+        restarted = replaced.exclude(instance_id="").exists()
         if restarted:
             node.restarted_at = now
         node.save()
+        replaced.delete()
+        NodeInstance.objects.update_or_create(
+            node_id=node.id,
+            instance_id=instance_id,
+            defaults={
+                "base_url": node.base_url,
+                "lifecycle_status": lifecycle,
+                "registered_at": now,
+                "last_heartbeat_at": now,
+                "shutdown_at": None,
+            },
+        )
     return node, restarted
 
 
-def record_heartbeat(node_id: str, lifecycle: str | None, now: datetime) -> None:
-    """One UPDATE: refresh liveness (and the reported lifecycle); NodeNotFound for an unknown id."""
-    changes: dict[str, Any] = {"last_heartbeat_at": now}
-    if lifecycle in HEARTBEAT_LIFECYCLES:
-        changes["lifecycle_status"] = lifecycle
-    # A shut-down node stays offline until it registers again (a late beat must not revive it).
-    if not Node.objects.filter(pk=node_id, shutdown_at__isnull=True).update(**changes):
-        if not Node.objects.filter(pk=node_id).exists():
+# One round trip: refresh the instance (all of the node's live instances when the beat names
+# none), then the node's summary, only if an instance was refreshed.
+_HEARTBEAT = """
+WITH beat AS (
+    UPDATE nodes_nodeinstance
+       SET last_heartbeat_at = %(now)s, lifecycle_status = COALESCE(%(lifecycle)s, lifecycle_status)
+     WHERE node_id = %(node)s AND shutdown_at IS NULL AND (%(instance)s::text IS NULL OR instance_id = %(instance)s)
+    RETURNING 1
+)
+UPDATE nodes_node
+   SET last_heartbeat_at = %(now)s, lifecycle_status = COALESCE(%(lifecycle)s, lifecycle_status)
+ WHERE id = %(node)s AND shutdown_at IS NULL AND EXISTS (SELECT 1 FROM beat)
+RETURNING id
+"""
+
+
+def record_heartbeat(node_id: str, instance_id: str | None, lifecycle: str | None, now: datetime) -> None:
+    """Refresh the liveness of one instance (or, without an instance id, of every live one).
+
+    NodeNotFound (404) for an unknown node or instance: that is what makes an SDK agent register
+    again. A beat of an instance that shut down is accepted but revives nothing.
+    """
+    params = {
+        "now": now,
+        "node": node_id,
+        "instance": instance_id,
+        "lifecycle": lifecycle if lifecycle in HEARTBEAT_LIFECYCLES else None,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_HEARTBEAT, params)
+        if cursor.fetchone():
+            return
+    instances = NodeInstance.objects.filter(node_id=node_id)
+    if instance_id is not None:
+        instances = instances.filter(instance_id=instance_id)
+    if not instances.exists():
+        if instance_id is None or not Node.objects.filter(pk=node_id).exists():
             raise NodeNotFound(f"node '{node_id}' not found")
+        raise NodeNotFound(f"instance '{instance_id}' of node '{node_id}' not found; register it again")
 
 
-def shutdown(node_id: str, now: datetime) -> Node:
-    """Mark the node offline after its graceful-shutdown notice."""
-    updated = Node.objects.filter(pk=node_id).update(shutdown_at=now, lifecycle_status=Node.Lifecycle.OFFLINE)
-    if not updated:
-        raise NodeNotFound(f"node '{node_id}' not found")
-    return Node.objects.get(pk=node_id)
+def shutdown(node_id: str, instance_id: str | None, now: datetime) -> Node:
+    """Mark the instance offline after its graceful-shutdown notice; the node when none is left alive.
+
+    The SDK's notice names no instance: with one live instance it is that one; with several it
+    cannot be told, and the instance that stops is found by its heartbeats stopping instead.
+    """
+    window = settings.AGENTFIELD_NODE_LIVENESS_SECONDS
+    with transaction.atomic():
+        node = Node.objects.select_for_update().filter(pk=node_id).first()
+        if node is None:
+            raise NodeNotFound(f"node '{node_id}' not found")
+        alive = NodeInstance.objects.filter(node_id=node_id).alive(now, window)
+        leaving = alive.filter(instance_id=instance_id) if instance_id is not None else alive
+        if len(leaving) == 1 or instance_id is not None:
+            leaving.update(shutdown_at=now, lifecycle_status=Node.Lifecycle.OFFLINE)
+        else:
+            logger.info("shutdown notice of node %s names no instance (%d alive)", node_id, len(leaving))
+        if not alive.exists():
+            node.shutdown_at, node.lifecycle_status = now, Node.Lifecycle.OFFLINE
+            node.save(update_fields=["shutdown_at", "lifecycle_status"])
+    return node

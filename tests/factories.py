@@ -9,7 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from executions.models import Execution
-from nodes.models import Node
+from nodes.models import Node, NodeInstance
 
 _counter = itertools.count(1)
 
@@ -35,7 +35,33 @@ def make_node(
         "last_heartbeat_at": now,
     }
     values.update(fields)
-    return Node.objects.create(**values)
+    node = Node.objects.create(**values)
+    make_instance(node)
+    return node
+
+
+def make_instance(node: Node, instance_id: str | None = None, **fields: Any) -> NodeInstance:
+    """An instance (process) of `node`; by default the one its registration describes."""
+    values: dict[str, Any] = {
+        "node": node,
+        "instance_id": node.instance_id if instance_id is None else instance_id,
+        "base_url": node.base_url,
+        "lifecycle_status": node.lifecycle_status,
+        "registered_at": node.restarted_at or node.registered_at,
+        "last_heartbeat_at": node.last_heartbeat_at,
+        "shutdown_at": node.shutdown_at,
+    }
+    values.update(fields)
+    return NodeInstance.objects.create(**values)
+
+
+def set_heartbeat(node: Node, moment: datetime, instance_id: str | None = None) -> None:
+    """Move the last heartbeat of `node` (and of its instances, or only `instance_id`) to `moment`."""
+    instances = NodeInstance.objects.filter(node=node)
+    if instance_id is not None:
+        instances = instances.filter(instance_id=instance_id)
+    instances.update(last_heartbeat_at=moment)
+    Node.objects.filter(pk=node.pk).update(last_heartbeat_at=moment)
 
 
 def make_execution(node: Node | None = None, *, now: datetime | None = None, **fields: Any) -> Execution:

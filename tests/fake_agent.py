@@ -76,15 +76,15 @@ class FakeAgent:
 
     def register(self, node_id: str = "fake", reasoners: tuple[str, ...] = ("work",)):
         """Register as a node whose heartbeat stays fresh for the whole test."""
-        from nodes.models import Node
+        from tests.factories import make_node
 
         now = timezone.now()
-        return Node.objects.create(
-            id=node_id,
+        return make_node(
+            node_id,
             base_url=self.url,
-            reasoners=[{"id": name} for name in reasoners],
+            reasoners=reasoners,
+            skills=(),
             instance_id="fake-instance",
-            lifecycle_status="ready",
             registered_at=now,
             last_heartbeat_at=now + timedelta(hours=1),
         )

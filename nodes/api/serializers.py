@@ -108,9 +108,18 @@ class RegistrationSerializer(serializers.Serializer):
 
 
 class HeartbeatSerializer(serializers.Serializer):
-    """Heartbeat bodies are optional and loosely typed; only `status` is used."""
+    """Heartbeat bodies are optional and loosely typed; `status` and `instance_id` are used."""
 
     status = serializers.CharField(required=False, allow_blank=True, max_length=32)
+    instance_id = serializers.CharField(required=False, allow_blank=True, max_length=255, trim_whitespace=False)
+
+
+def beat_fields(body: object) -> tuple[str | None, str | None]:
+    """(lifecycle status, instance id) of a heartbeat or shutdown body; None for what is absent or unusable."""
+    serializer = HeartbeatSerializer(data=body if isinstance(body, dict) else {})
+    if not serializer.is_valid():
+        return None, None
+    return serializer.validated_data.get("status"), serializer.validated_data.get("instance_id")
 
 
 def node_representation(node: Node, now: datetime) -> dict:

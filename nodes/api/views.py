@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from agentfield_project.postgres import availability
 from nodes import liveness, services
 from nodes.api import schema
-from nodes.api.serializers import HeartbeatSerializer, RegistrationSerializer, node_representation
+from nodes.api.serializers import RegistrationSerializer, beat_fields, node_representation
 from nodes.exceptions import NodeNotFound
 from nodes.models import Node
 
@@ -113,26 +113,26 @@ class HeartbeatView(APIView):
     @extend_schema(
         request=OpenApiTypes.ANY,
         responses={200: schema.HeartbeatAckSerializer, 404: schema.ErrorSerializer, **ERRORS},
-        description="404 for an unknown node: that is what makes an SDK agent register again. The body is "
-        "optional and loosely read: a `status` of starting, ready or degraded is recorded, anything else ignored.",
+        description="404 for an unknown node or instance: that is what makes an SDK agent register again. The "
+        "body is optional and loosely read: `instance_id` names the beating process (without it every live "
+        "instance of the node is refreshed); a `status` of starting, ready or degraded is recorded.",
     )
     def post(self, request, node_id: str):
-        data = request.data if isinstance(request.data, dict) else {}
-        serializer = HeartbeatSerializer(data=data)
-        lifecycle = serializer.validated_data.get("status") if serializer.is_valid() else None
+        lifecycle, instance_id = beat_fields(request.data)
         now = timezone.now()
-        services.record_heartbeat(node_id, lifecycle, now)
+        services.record_heartbeat(node_id, instance_id, lifecycle, now)
         return Response({"success": True, "message": "heartbeat received", "timestamp": now.isoformat()})
 
 
 class ShutdownView(APIView):
     @extend_schema(
         request=OpenApiTypes.ANY,
-        description="The SDK sends `{reason, timeout_seconds}`; the body is not needed.",
+        description="The SDK sends `{reason, timeout_seconds}`; an `instance_id` names the process that stops "
+        "(without one, the only live instance). The node is offline once no instance is alive.",
         responses={202: schema.ShutdownAckSerializer, 404: schema.ErrorSerializer, **ERRORS},
     )
     def post(self, request, node_id: str):
-        services.shutdown(node_id, timezone.now())
+        services.shutdown(node_id, beat_fields(request.data)[1], timezone.now())
         body = {
             "lease_seconds": 0,
             "next_lease_renewal": timezone.now().isoformat(),

@@ -12,7 +12,7 @@ from executions.dispatcher import ExecutionDispatcher, record_outcome
 from executions.models import Execution, ExecutionEvent
 from nodes.client import AgentCallResult
 from nodes.models import Node
-from tests.factories import make_execution, make_node
+from tests.factories import make_execution, make_node, set_heartbeat
 from tests.processes import wait_until
 from webhooks.models import Delivery, Webhook
 
@@ -261,8 +261,8 @@ def test_retries_run_until_the_attempt_limit_then_fail(now, retry_policy):
 
 def expired_and_reclaimed(item, now):
     """Let `item`'s lease run out and have another dispatcher claim the execution again."""
-    later = now + timedelta(seconds=LEASE)
-    Node.objects.filter(pk=item.execution.node_id).update(last_heartbeat_at=later)
+    later = now + timedelta(seconds=LEASE) + queue.LEASE_GRACE
+    set_heartbeat(Node.objects.get(pk=item.execution.node_id), later)
     [again] = queue.claim("other-worker", later, 1, lease_seconds=LEASE, alive_seconds=ALIVE)
     assert again.execution.lease_token != item.execution.lease_token
     return again
@@ -283,7 +283,7 @@ def expired_and_reclaimed(item, now):
 def test_an_outcome_under_a_stale_lease_is_superseded(now, result):
     stale = claim_one(now)
     current = expired_and_reclaimed(stale, now)
-    assert record_outcome(stale, result, now + timedelta(seconds=LEASE + 1)) == "superseded"
+    assert record_outcome(stale, result, now + timedelta(seconds=LEASE + 11)) == "superseded"
     fresh = Execution.objects.get(pk=stale.execution.pk)
     assert fresh.status == "queued"
     assert fresh.lease_token == current.execution.lease_token

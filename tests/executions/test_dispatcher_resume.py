@@ -9,6 +9,7 @@ from executions import recovery
 from executions.dispatcher import ExecutionDispatcher
 from executions.models import Execution, ExecutionEvent
 from nodes.models import Node
+from tests.factories import set_heartbeat
 from tests.fake_agent import FakeAgent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,12 +28,12 @@ def test_same_instance_back_after_a_heartbeat_pause_resumes_waiting_without_a_se
         node = agent.register("fake", ("work",))
         execution = running_on(node, node.instance_id)
         now = timezone.now()
-        Node.objects.filter(pk=node.pk).update(last_heartbeat_at=now - timedelta(seconds=60))
+        set_heartbeat(node, now - timedelta(seconds=60))
         assert recovery.recover(now, alive_seconds=7, grace_seconds=300) == 1
         execution.refresh_from_db()
         assert (execution.status, execution.node_instance_id) == ("queued", node.instance_id)
 
-        Node.objects.filter(pk=node.pk).update(last_heartbeat_at=now + timedelta(hours=1))  # it beats again
+        set_heartbeat(node, now + timedelta(hours=1))  # it beats again
         dispatcher = ExecutionDispatcher("test-worker", concurrency=2)
         assert dispatcher.run_once(now + timedelta(seconds=1))
         execution.refresh_from_db()

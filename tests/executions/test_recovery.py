@@ -8,8 +8,7 @@ import pytest
 
 from executions import queue, recovery
 from executions.models import Execution, ExecutionEvent
-from nodes.models import Node
-from tests.factories import make_execution, make_node
+from tests.factories import make_execution, make_instance, make_node
 
 pytestmark = pytest.mark.django_db
 
@@ -82,7 +81,7 @@ def test_a_requeued_execution_is_claimed_again_under_the_same_ids_when_its_node_
     node = make_node(now=now - timedelta(seconds=ALIVE + 1))
     execution = running_on(node, now)
     recover(now)
-    Node.objects.filter(pk=node.pk).update(last_heartbeat_at=now, instance_id="instance-2")
+    make_instance(node, "instance-2", last_heartbeat_at=now)
     [item] = queue.claim("w", now, 10, lease_seconds=60, alive_seconds=ALIVE)
     assert (item.execution.id, item.execution.run_id) == (execution.id, execution.run_id)
     assert item.execution.attempt == 2

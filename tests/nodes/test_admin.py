@@ -27,7 +27,7 @@ def _nodes() -> None:
     services.register_node({**base, "id": "fresh", "reasoners": [{"id": "echo"}], "skills": [{"id": "shout"}]}, now)
     services.register_node({**base, "id": "stale", "base_url": "http://old-host:9"}, now - timedelta(hours=1))
     services.register_node({**base, "id": "gone"}, now)
-    services.shutdown("gone", now)
+    services.shutdown("gone", None, now)
 
 
 def test_changelist_shows_liveness_reasoners_skills_and_version(staff_client):

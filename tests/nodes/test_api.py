@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from nodes import services
-from nodes.models import Node
+from nodes.models import Node, NodeInstance
 from tests.processes import Process, base_env, free_port, http, wait_until
 
 pytestmark = pytest.mark.django_db
@@ -98,16 +98,38 @@ def test_post_to_the_node_collection_also_registers(api):
     assert Node.objects.filter(pk="echo").exists()
 
 
-def test_reregistration_with_a_new_instance_id_is_reported_as_a_restart(api):
+def test_a_new_instance_at_the_address_of_another_is_reported_as_a_restart(api):
     post_json(api, REGISTER, registration())
     same = post_json(api, REGISTER, registration())
     assert same.json()["restarted"] is False
-    again = post_json(api, REGISTER, registration(instance_id="second", base_url="http://localhost:9000/"))
+    again = post_json(api, REGISTER, registration(instance_id="second"))
     assert again.status_code == 201 and again.json()["restarted"] is True
     node = Node.objects.get(pk="echo")
-    assert node.instance_id == "second" and node.base_url == "http://localhost:9000"
-    assert node.restarted_at is not None
+    assert node.instance_id == "second" and node.restarted_at is not None
+    assert list(node.instances.values_list("instance_id", flat=True)) == ["second"]  # the old process is gone
     assert Node.objects.count() == 1
+
+
+def test_a_new_instance_at_another_address_is_a_second_process_of_the_node(api):
+    post_json(api, REGISTER, registration())
+    other = post_json(api, REGISTER, registration(instance_id="second", base_url="http://localhost:9000/"))
+    assert other.status_code == 201 and other.json()["restarted"] is False
+    node = Node.objects.get(pk="echo")
+    assert node.base_url == "http://localhost:9000"  # the node shows its newest registration
+    instances = dict(node.instances.values_list("instance_id", "base_url"))
+    assert instances == {registration()["instance_id"]: registration()["base_url"].rstrip("/"),
+                         "second": "http://localhost:9000"}  # fmt: skip
+
+
+def test_heartbeats_are_per_instance(api):
+    post_json(api, REGISTER, registration(instance_id="a", base_url="http://localhost:9001"))
+    post_json(api, REGISTER, registration(instance_id="b", base_url="http://localhost:9002"))
+    NodeInstance.objects.update(last_heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert post_json(api, "/api/v1/nodes/echo/heartbeat", {"status": "ready", "instance_id": "a"}).status_code == 200
+    beats = dict(NodeInstance.objects.values_list("instance_id", "last_heartbeat_at"))
+    assert timezone.now() - beats["a"] < timedelta(seconds=5) < timezone.now() - beats["b"]
+    unknown = post_json(api, "/api/v1/nodes/echo/heartbeat", {"instance_id": "gone"})
+    assert unknown.status_code == 404 and "instance 'gone'" in unknown.json()["error"]
 
 
 def test_heartbeat_for_an_unknown_node_is_404_so_the_sdk_registers_again(api):
@@ -121,7 +143,8 @@ def test_heartbeat_is_a_single_update_query(api, django_assert_num_queries):
     with django_assert_num_queries(1) as context:
         response = post_json(api, "/api/v1/nodes/echo/heartbeat", {"status": "ready", "timestamp": "x"})
     assert response.status_code == 200
-    assert context.captured_queries[0]["sql"].startswith("UPDATE")
+    sql = context.captured_queries[0]["sql"]
+    assert "UPDATE nodes_nodeinstance" in sql and "UPDATE nodes_node\n" in sql
 
 
 def test_heartbeat_accepts_an_empty_or_odd_body(api):
@@ -171,7 +194,7 @@ def _three_nodes() -> None:
     services.register_node(registration(id="fresh"), now)
     services.register_node(registration(id="stale"), now - timedelta(hours=1))
     services.register_node(registration(id="gone"), now)
-    services.shutdown("gone", now)
+    services.shutdown("gone", None, now)
 
 
 def test_node_list_shows_active_nodes_unless_asked_otherwise(api):
