@@ -19,12 +19,12 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 
 from agentfield_project.access import stream_denial
 from agentfield_project.flow import ALWAYS_WRITABLE, SCOPE_KEY, Writability
+from agentfield_project.handler import release_request_thread
 from executions import events, listener
 from executions.hub import Hub, Matcher, Subscription
 from executions.models import ExecutionEvent
@@ -95,12 +95,6 @@ def _replay_page(after: int, filters: dict[str, str]) -> list[ExecutionEvent]:
     return list(ExecutionEvent.objects.filter(id__gt=after, **filters).order_by("id")[:REPLAY_PAGE])
 
 
-@sync_to_async
-def _release_database() -> None:
-    # The stream may stay open for hours; it must not pin a database connection meanwhile.
-    connections.close_all()
-
-
 async def _writable(subscription: Subscription, flow: Writability) -> bool:
     """Wait until the client's socket takes more data; False if the stream overflowed meanwhile."""
     while flow.paused and not subscription.overflowed:
@@ -159,7 +153,8 @@ async def _stream(hub: Hub, after: int | None, filters: dict[str, str], flow: Wr
             async for event_id, data in _replay(subscription, after, filters, flow):
                 last = event_id
                 yield data
-        await _release_database()
+        # The stream may stay open for hours: it must hold neither a connection nor a thread.
+        await release_request_thread()
         async for data in _live(subscription, last, flow, settings.AGENTFIELD_SSE_HEARTBEAT_SECONDS):
             yield data
         if subscription.overflowed:

@@ -10,6 +10,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tests import processes
+from tests.stub_agent import stub_agent  # noqa: F401 - a fixture for every test package
 
 
 @pytest.fixture(autouse=True)

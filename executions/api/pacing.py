@@ -10,22 +10,19 @@ Other clients are never held.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from executions import listener
+from agentfield_project.handler import release_request_thread
+from executions import listener, waiting
 from executions.models import ACTIVE, Execution
 from nodes.auth import aauthenticate_request
 
 SDK_POLLER = "AgentField-SDK"
-HELD_BUFFER = 16
 
 
 def paced(view: Callable) -> Callable:
@@ -49,19 +46,9 @@ async def _hold(execution_id: str, seconds: float) -> None:
     hub = listener.running_hub()
     if not hub.ready.is_set():
         return  # the listener is still connecting: answer now rather than risk missing news
-    # Subscribe before reading the status, so a change in between still wakes us.
-    subscription = hub.subscribe(lambda event: event.execution_id == execution_id, HELD_BUFFER)
-    try:
-        if await sync_to_async(_unfinished, thread_sensitive=False)(execution_id):
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
-                    await subscription.wakeup.wait()
-    finally:
-        hub.unsubscribe(subscription)
+    await release_request_thread()
+    await waiting.wait_for_news(execution_id, seconds, _unfinished)
 
 
 def _unfinished(execution_id: str) -> bool:
-    try:
-        return Execution.objects.filter(pk=execution_id, status__in=ACTIVE).exists()
-    finally:
-        connection.close()  # give the pooled connection back: this executor thread has no request
+    return Execution.objects.filter(pk=execution_id, status__in=ACTIVE).exists()

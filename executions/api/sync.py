@@ -1,13 +1,11 @@
 """POST /api/v1/execute/{node}.{name}: the synchronous route, through the same durable queue.
 
-An async view: while it waits it holds no transaction and no thread, so the server keeps
-serving the agent's callbacks, memory calls and nested app.call traffic.
+An async view: once the execution is queued it gives its thread and database connection back
+and waits on the event hub (executions/waiting.py), so however many clients wait, the server
+keeps serving the agents' callbacks, memory calls and nested app.call traffic.
 """
 
 from __future__ import annotations
-
-import asyncio
-import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -16,8 +14,9 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from agentfield_project.exceptions import error_response
+from agentfield_project.handler import release_request_thread
 from agentfield_project.parsers import loads
-from executions import services
+from executions import services, waiting
 from executions.api.serializers import accepted_body, status_bodies, timestamp
 from executions.models import TERMINAL, Execution
 
@@ -44,16 +43,17 @@ async def execute_sync(request: HttpRequest, target: str) -> JsonResponse:
     try:
         raw = request.body
         execution, webhook_error, _ = await sync_to_async(_submit)(target, raw, request.headers)
+        await release_request_thread()
+        body = await waiting.wait_until(
+            execution.id,
+            _terminal,
+            settings.AGENTFIELD_SYNC_WAIT_SECONDS,
+            wake_on=lambda event: event.type in waiting.TERMINAL_TYPES,
+        )
     except Exception as exc:  # noqa: BLE001 - error_response maps client errors and re-raises the rest
         return error_response(exc)
-    deadline = time.monotonic() + settings.AGENTFIELD_SYNC_WAIT_SECONDS
-    pause = 0.02
-    while time.monotonic() < deadline:
-        body = await sync_to_async(_terminal, thread_sensitive=False)(execution.id)
-        if body is not None:
-            return _with_ids(JsonResponse(body, status=200), execution)
-        await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        pause = min(pause * 1.5, 0.5)
+    if body is not None:
+        return _with_ids(JsonResponse(body, status=200), execution)
     return _with_ids(JsonResponse(accepted_body(execution, webhook_error), status=202), execution)
 
 

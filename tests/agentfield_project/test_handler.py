@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.db import connection
 
 from agentfield_project.asgi import django_application
-from agentfield_project.handler import PooledThreadsASGIHandler, RequestThreads
+from agentfield_project.handler import (
+    PooledThreadsASGIHandler,
+    RequestThread,
+    RequestThreads,
+    _current,
+    release_request_thread,
+)
 from tests.agentfield_project.test_inline import asgi_request
 
 
@@ -43,3 +52,46 @@ def test_sequential_requests_run_on_one_reused_thread():
         assert asgi_request("GET", "/api/v1/health")[0] == 200
     assert threading.active_count() == before
     assert django_application.threads.idle_count() >= 1
+
+
+def test_beyond_the_thread_limit_a_sync_call_waits_for_a_thread_to_come_back():
+    threads = RequestThreads(max_idle=4, max_threads=1)
+    first, second = RequestThread(threads), RequestThread(threads)
+    assert first.submit(lambda: "first").result(timeout=5) == "first"
+    waiting = second.submit(lambda: threading.current_thread().name)
+    assert not waiting.done() and threads.lent_count() == 1
+    first.give_back()  # the thread goes straight to the waiting request
+    assert waiting.result(timeout=5).startswith("request")
+    assert second.holds_thread and threads.lent_count() == 1 and threads.idle_count() == 0
+    second.give_back()
+    assert threads.lent_count() == 0 and threads.idle_count() == 1
+
+
+def test_a_request_cancelled_while_waiting_for_a_thread_does_not_keep_one():
+    threads = RequestThreads(max_idle=4, max_threads=1)
+    first, second = RequestThread(threads), RequestThread(threads)
+    first.submit(lambda: None).result(timeout=5)
+    waiting = second.submit(lambda: None)
+    assert waiting.cancel()
+    first.give_back()
+    assert not second.holds_thread and threads.lent_count() == 0 and threads.idle_count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_released_request_thread_is_borrowed_again_only_when_needed():
+    async def request() -> tuple[bool, bool, bool]:
+        lent = RequestThread(django_application.threads)
+        token = _current.set(lent)
+        try:
+            async with ThreadSensitiveContext(executor=lent):
+                await sync_to_async(lambda: connection.cursor().execute("SELECT 1"))()
+                held = lent.holds_thread
+                await release_request_thread()
+                released = not lent.holds_thread
+                await sync_to_async(lambda: None)()
+                return held, released, lent.holds_thread
+        finally:
+            _current.reset(token)
+            lent.give_back()
+
+    assert asyncio.run(request()) == (True, True, True)

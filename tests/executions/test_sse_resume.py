@@ -37,11 +37,7 @@ def test_an_event_published_during_the_replay_is_sent_once_in_order(monkeypatch,
         hub.publish([event(5), event(6), event(7)])
         return [event(5), event(6)]
 
-    async def nothing():
-        return None
-
     monkeypatch.setattr(sse, "_replay_page", replay_page)
-    monkeypatch.setattr(sse, "_release_database", nothing)
 
     async def read(count):
         stream = sse._stream(hub, 4, {}, Writability())
@@ -61,11 +57,6 @@ def test_a_paused_client_that_overflows_ends_its_stream(monkeypatch, settings):
     hub = Hub()
     hub.start_at(0)
     flow = Writability()
-
-    async def nothing():
-        return None
-
-    monkeypatch.setattr(sse, "_release_database", nothing)
 
     async def scenario():
         stream = sse._stream(hub, None, {}, flow)

@@ -1,4 +1,6 @@
-"""A tiny real HTTP agent on 127.0.0.1 that answers what a test tells it to and records requests."""
+"""A tiny real HTTP agent on 127.0.0.1 that answers what a test tells it to and records requests.
+
+The `stub_agent` fixture is shared by every test package (tests/conftest.py imports it)."""
 
 from __future__ import annotations
 
