@@ -17,7 +17,21 @@ class RegisteredSerializer(serializers.Serializer):
     message = serializers.CharField()
     node_id = serializers.CharField()
     resolved_base_url = serializers.CharField()
-    restarted = serializers.BooleanField(help_text="true when the instance_id changed: the agent process restarted")
+    restarted = serializers.BooleanField(
+        help_text="true when this instance replaced one at its address or one no longer alive: a process restarted"
+    )
+
+
+class NodeInstanceSerializer(serializers.Serializer):
+    """The shape of `instance_representation`: one process serving the node."""
+
+    instance_id = serializers.CharField()
+    base_url = serializers.CharField()
+    health_status = serializers.ChoiceField(choices=["active", "inactive", "offline"])
+    lifecycle_status = serializers.ChoiceField(choices=["starting", "ready", "degraded", "offline"])
+    registered_at = serializers.DateTimeField()
+    last_heartbeat = serializers.DateTimeField()
+    shutdown_at = serializers.DateTimeField(allow_null=True)
 
 
 class NodeSerializer(serializers.Serializer):
@@ -40,6 +54,7 @@ class NodeSerializer(serializers.Serializer):
     registered_at = serializers.DateTimeField()
     restarted_at = serializers.DateTimeField(allow_null=True)
     shutdown_at = serializers.DateTimeField(allow_null=True)
+    instances = NodeInstanceSerializer(many=True)
 
 
 class NodeListSerializer(serializers.Serializer):

@@ -10,7 +10,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from nodes.models import Node
+from nodes.models import Node, NodeInstance
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -146,4 +146,18 @@ def node_representation(node: Node, now: datetime) -> dict:
         "registered_at": _iso(node.registered_at),
         "restarted_at": _iso(node.restarted_at),
         "shutdown_at": _iso(node.shutdown_at),
+        "instances": [instance_representation(instance, now) for instance in node.instances.all()],
+    }
+
+
+def instance_representation(instance: NodeInstance, now: datetime) -> dict:
+    """One process serving the node: its address and its own liveness."""
+    return {
+        "instance_id": instance.instance_id,
+        "base_url": instance.base_url,
+        "health_status": instance.health_status(now, settings.AGENTFIELD_NODE_LIVENESS_SECONDS),
+        "lifecycle_status": instance.lifecycle_status,
+        "registered_at": _iso(instance.registered_at),
+        "last_heartbeat": _iso(instance.last_heartbeat_at),
+        "shutdown_at": _iso(instance.shutdown_at),
     }

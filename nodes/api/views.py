@@ -70,7 +70,7 @@ class NodeListView(APIView):
         if team := request.query_params.get("team_id"):
             nodes = nodes.filter(team_id=team)
             filters["team_id"] = team
-        items = [node_representation(node, now) for node in nodes[:1000]]
+        items = [node_representation(node, now) for node in nodes.prefetch_related("instances")[:1000]]
         return Response({"nodes": items, "count": len(items), "filters": filters})
 
     @REGISTER_SCHEMA

@@ -142,3 +142,43 @@ def test_two_dispatchers_drain_2000_executions_without_running_one_twice(launch)
         assert len(agent.calls) == 2000
         assert max(agent.calls.values()) == 1
         assert Execution.objects.exclude(attempt=1).count() == 0
+
+
+def live_instances(url: str, node_id: str) -> list[str]:
+    status, body, _ = http("GET", f"{url}/api/v1/nodes/{node_id}")
+    if status != 200:
+        return []
+    return [item["instance_id"] for item in body["instances"] if item["health_status"] == "active"]
+
+
+def test_two_processes_serve_one_node_and_the_death_of_one_moves_exactly_its_work(launch):
+    url = launch.server()
+    launch.dispatcher(AGENTFIELD_NODE_LIVENESS_SECONDS=3)
+    processes = {}
+    for _ in range(2):
+        agent = launch.agent("echo_agent.py", url, NODE_ID="echo")
+        new = wait_until(
+            lambda known=set(processes): set(live_instances(url, "echo")) - known, timeout=60, message="a process"
+        )
+        processes[new.pop()] = agent
+
+    ids = [fire(url, "echo.slow", {"seconds": 6})["execution_id"] for _ in range(16)]
+    wait_until(lambda: Execution.objects.filter(pk__in=ids, status="running").count() == 16, timeout=60)
+    placed = dict(Execution.objects.filter(pk__in=ids).values_list("id", "node_instance_id"))
+    assert set(placed.values()) == set(processes)  # spread over both processes
+    victim = placed[ids[0]]
+    survivor = next(instance for instance in processes if instance != victim)
+    processes[victim].kill()
+
+    finished = ("succeeded", "failed")
+    wait_until(lambda: Execution.objects.filter(pk__in=ids, status__in=finished).count() == 16, timeout=120)
+    final = {row.id: row for row in Execution.objects.filter(pk__in=ids)}
+    assert {row.status for row in final.values()} == {"succeeded"}
+    for execution_id, instance in placed.items():
+        # Exactly the dead process's work ran again (attempt 2, on the survivor); the rest ran once.
+        expected = (2, survivor) if instance == victim else (1, instance)
+        assert (final[execution_id].attempt, final[execution_id].node_instance_id) == expected, execution_id
+
+    later = [fire(url, "echo.echo", {"message": str(n)})["execution_id"] for n in range(5)]
+    wait_until(lambda: Execution.objects.filter(pk__in=later, status="succeeded").count() == 5, timeout=60)
+    assert set(Execution.objects.filter(pk__in=later).values_list("node_instance_id", "attempt")) == {(survivor, 1)}
