@@ -227,6 +227,9 @@ AGENTFIELD_LOST_EXECUTION_GRACE_SECONDS = env.float("AGENTFIELD_LOST_EXECUTION_G
 AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS = env.float("AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS", default=30.0)
 # How long a claim leases an execution before another dispatcher may take it (at least the call timeout).
 AGENTFIELD_DISPATCH_LEASE_SECONDS = env.float("AGENTFIELD_DISPATCH_LEASE_SECONDS", default=60.0)
+# A lease that ran out is left this long to the dispatcher that held it (it may have been cut off
+# from the database with the agent's answer in hand) before another dispatcher takes the work.
+AGENTFIELD_DISPATCH_LEASE_GRACE_SECONDS = env.float("AGENTFIELD_DISPATCH_LEASE_GRACE_SECONDS", default=10.0)
 # How long the SDK's status poll of an unfinished execution may wait for news (0: never hold).
 AGENTFIELD_SDK_POLL_HOLD_SECONDS = env.float("AGENTFIELD_SDK_POLL_HOLD_SECONDS", default=1.0)
 AGENTFIELD_SYNC_WAIT_SECONDS = env.float("AGENTFIELD_SYNC_WAIT_SECONDS", default=90.0)

@@ -204,6 +204,7 @@ class ExecutionDispatcher:
             self.concurrency - self._in_flight,
             lease_seconds=lease,
             alive_seconds=settings.AGENTFIELD_NODE_LIVENESS_SECONDS,
+            lease_grace=timedelta(seconds=settings.AGENTFIELD_DISPATCH_LEASE_GRACE_SECONDS),
         )
         resumed, exhausted = [], []
         for item in claimed:

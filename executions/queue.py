@@ -20,7 +20,7 @@ from executions.models import Execution, TraceEntry
 # it commits, and no network call may happen before then. `AS MATERIALIZED` keeps the planner
 # from re-running the LIMIT subquery (which could lease more rows than asked for). Only rows of
 # nodes with a live instance are claimed: a node that is down keeps its work queued. A lease that
-# ran out is taken over only LEASE_GRACE later, so a dispatcher that was cut off from the database
+# ran out is taken over only a grace period later, so a dispatcher that was cut off from the database
 # (and still holds the agent's answer) gets to record it first.
 #
 # Each row goes to one live instance of its node: the one it was last handed to if that one is
@@ -87,7 +87,7 @@ LIMIT %(limit)s
 FOR UPDATE OF e SKIP LOCKED
 """
 
-# How long after its lease ran out a row is left to the dispatcher that held it.
+# How long after its lease ran out a row is left to the dispatcher that held it (by default).
 LEASE_GRACE = timedelta(seconds=10)
 
 
@@ -109,12 +109,20 @@ class Claimed:
         return bool(self.previous_instance) and self.previous_instance == self.instance_id
 
 
-def claim(worker_id: str, now: datetime, limit: int, *, lease_seconds: float, alive_seconds: float) -> list[Claimed]:
+def claim(
+    worker_id: str,
+    now: datetime,
+    limit: int,
+    *,
+    lease_seconds: float,
+    alive_seconds: float,
+    lease_grace: timedelta = LEASE_GRACE,
+) -> list[Claimed]:
     """Lease up to `limit` due executions of live nodes; one statement, one round trip."""
     params = {
         "now": now,
         "alive_after": now - timedelta(seconds=alive_seconds),
-        "expired_before": now - LEASE_GRACE,
+        "expired_before": now - lease_grace,
         "limit": limit,
         "lease_until": now + timedelta(seconds=lease_seconds),
         "token": uuid.uuid4(),

@@ -1,9 +1,10 @@
-"""A minimal SDK agent: `echo` returns its input, `slow` sleeps, `boom` raises."""
+"""A minimal SDK agent: `echo` returns its input, `slow` sleeps, `boom` raises, `counted` notes each start."""
 
 import asyncio
 import os
 
 from agentfield import Agent
+from agentfield.execution_context import get_current_context
 
 app = Agent(node_id=os.environ.get("NODE_ID", "echo"), agentfield_server=os.environ["AGENTFIELD_SERVER"])
 
@@ -15,6 +16,15 @@ async def echo(message: str = "", extra: dict | None = None) -> dict:
 
 @app.reasoner()
 async def slow(seconds: float = 1.0) -> dict:
+    await asyncio.sleep(seconds)
+    return {"slept": seconds}
+
+
+@app.reasoner()
+async def counted(seconds: float = 1.0) -> dict:
+    """Appends its execution id to $STARTS_FILE when it starts: a test counts how often each ran."""
+    with open(os.environ["STARTS_FILE"], "a") as starts:
+        starts.write(get_current_context().execution_id + "\n")
     await asyncio.sleep(seconds)
     return {"slept": seconds}
 
