@@ -6,11 +6,13 @@ dispatchers and real SDK agents run against it: nothing may exit, nothing may be
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from tests.processes import http, wait_until
+from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -25,8 +27,9 @@ def node_active(url: str, node_id: str) -> bool:
     return status == 200 and body["health_status"] == "active"
 
 
-def fire(url: str, target: str, payload: dict) -> str:
-    status, body, _ = http("POST", f"{url}/api/v1/execute/async/{target}", {"input": payload})
+def fire(url: str, target: str, payload: dict, webhook: dict | None = None) -> str:
+    request = {"input": payload} | ({"webhook": webhook} if webhook else {})
+    status, body, _ = http("POST", f"{url}/api/v1/execute/async/{target}", request)
     assert status == 202, body
     return body["execution_id"]
 
@@ -43,14 +46,24 @@ def all_finished(url: str, ids: list[str]) -> dict[str, dict] | None:
     return None
 
 
-def test_dispatchers_and_the_server_ride_through_database_restarts(launch_on_faulty_db, faulty_db):
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    yield server
+    server.stop()
+
+
+def test_dispatchers_and_the_server_ride_through_database_restarts(launch_on_faulty_db, faulty_db, receiver):
     launch = launch_on_faulty_db
     url = launch.server()
     dispatchers = [launch.dispatcher(), launch.dispatcher()]
     launch.agent("echo_agent.py", url, NODE_ID="echo")
     wait_until(lambda: node_active(url, "echo"), timeout=60, message="the agent to register")
 
-    ids = [fire(url, "echo.slow", {"seconds": 0.5}) for _ in range(20)]
+    hook = {"url": f"http://127.0.0.1:{receiver.port}/hook", "secret": "whsec_restart"}
+    # Long ones run across every restart: they must finish once, on their first attempt.
+    long = [fire(url, "echo.slow", {"seconds": 12}, hook) for _ in range(5)]
+    short = [fire(url, "echo.slow", {"seconds": 0.5}, hook) for _ in range(20)]
     faulty_db.restart("immediate")  # a crash while work is in flight
     time.sleep(2)
     faulty_db.restart("fast", down_seconds=3)  # a maintenance restart
@@ -60,9 +73,19 @@ def test_dispatchers_and_the_server_ride_through_database_restarts(launch_on_fau
     assert launch.server_process.alive()
 
     wait_until(lambda: node_active(url, "echo"), timeout=90, message="the agent to be active again")
-    ids += [fire(url, "echo.echo", {"message": f"after {n}"}) for n in range(20)]
+    after = [fire(url, "echo.echo", {"message": f"after {n}"}, hook) for n in range(20)]
+    ids = long + short + after
     finished = wait_until(lambda: all_finished(url, ids), timeout=120, message="every execution to finish")
     assert {item["status"] for item in finished.values()} == {"succeeded"}, finished
+    assert {finished[execution_id]["attempt"] for execution_id in long} == {1}
+    delivered = wait_until(
+        lambda: (
+            (ids_seen := {json.loads(item.body)["execution_id"] for item in receiver.received}) >= set(ids) and ids_seen
+        ),
+        timeout=120,
+        message="every webhook to be delivered",
+    )
+    assert delivered == set(ids)
     assert all(dispatcher.alive() for dispatcher in dispatchers)
     for dispatcher in dispatchers:
         log = dispatcher.output()
