@@ -106,6 +106,11 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+# LISTEN connections (dispatcher wake-ups, the server's event hub) go here instead when set: behind
+# PgBouncer in transaction mode, PostgreSQL itself or a session-mode pool (see the README).
+AGENTFIELD_LISTEN_DATABASE = (
+    env.db("AGENTFIELD_LISTEN_DATABASE_URL") if env.str("AGENTFIELD_LISTEN_DATABASE_URL", default="") else {}
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
