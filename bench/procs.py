@@ -37,8 +37,19 @@ def env_for(
 class Process(processes.Process):
     """A test-suite child process (own group, log file) with the bench's log folder and extras."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        super().__init__(name, args, env, LOG_DIR)
+    def __init__(self, name: str, args: list[str], env: dict[str, str], cwd: Path = ROOT) -> None:
+        if cwd == ROOT:
+            super().__init__(name, args, env, LOG_DIR)
+            return
+        # Another checkout (a before/after run): `python -m daphne` and manage.py import the
+        # project from the working directory, so the child must start there.
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = LOG_DIR / f"{name}-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout=timeout)
@@ -105,9 +116,9 @@ def watch(children: list[Process], done: Callable[[], int], total: int, label: s
     return Watched(time.perf_counter() - began, polls)
 
 
-def run(args: list[str], env: dict[str, str], timeout: float = 600.0) -> str:
-    """Run a command to completion; raise with its output if it fails."""
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+def run(args: list[str], env: dict[str, str], timeout: float = 600.0, cwd: Path = ROOT) -> str:
+    """Run a command to completion (in `cwd`, this checkout by default); raise with its output if it fails."""
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
         raise RuntimeError(
             f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
@@ -115,8 +126,9 @@ def run(args: list[str], env: dict[str, str], timeout: float = 600.0) -> str:
     return done.stdout
 
 
-def manage(database_url: str, *args: str) -> str:
-    return run([sys.executable, "manage.py", *args], env_for(database_url))
+def manage(database_url: str, *args: str, cwd: Path = ROOT) -> str:
+    """`manage.py ARGS` of the checkout in `cwd` against `database_url`; its stdout."""
+    return run([sys.executable, "manage.py", *args], env_for(database_url), cwd=cwd)
 
 
 class StubAgent:

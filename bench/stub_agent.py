@@ -1,7 +1,8 @@
 """The minimal agent: answers every request at once with 200 `{}` and remembers when it came.
 
 Plain asyncio with HTTP/1.1 keep-alive so the stub costs as little as possible. `GET /_stats`
-returns the request count (and with `?times=1` the arrival time of each `X-Execution-ID`);
+returns the request count (with `?times=1` the arrival time of each `X-Execution-ID`, with
+`?counts=1` how many requests carried each one: a re-dispatch shows as a count above 1);
 `POST /_reset` forgets everything. Also serves as a webhook receiver (any path, 200).
 """
 
@@ -15,6 +16,7 @@ import time
 COUNT = 0
 FIRST = 0.0
 TIMES: dict[str, float] = {}
+COUNTS: dict[str, int] = {}
 
 
 def _response(status: int, body: bytes) -> bytes:
@@ -37,16 +39,19 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, st
                 await reader.readexactly(length)
             if target.startswith("/_stats"):
                 body = {"count": COUNT, "first": FIRST, **({"times": TIMES} if "times=1" in target else {})}
+                body |= {"counts": COUNTS} if "counts=1" in target else {}
                 writer.write(_response(200, json.dumps(body).encode()))
             elif target.startswith("/_reset"):
                 COUNT, FIRST = 0, 0.0
                 TIMES.clear()
+                COUNTS.clear()
                 writer.write(_response(200, b"{}"))
             else:
                 COUNT += 1
                 FIRST = FIRST or received
                 if "x-execution-id" in headers:
                     TIMES[headers["x-execution-id"]] = received
+                    COUNTS[headers["x-execution-id"]] = COUNTS.get(headers["x-execution-id"], 0) + 1
                 writer.write(_response(status, b"{}"))
             await writer.drain()
             if headers.get("connection", "").lower() == "close" or lines[0].endswith("HTTP/1.0"):

@@ -22,8 +22,10 @@ from django.db import connection
 def listen_params() -> dict[str, Any]:
     """psycopg keyword arguments for a LISTEN connection (Django's database unless redirected)."""
     params = dict(connection.get_connection_params())
-    for name in ("cursor_factory", "context", "prepare_threshold", "pool"):
+    for name in ("cursor_factory", "context", "pool"):
         params.pop(name, None)
+    # Never prepare statements (psycopg would after five runs): a pooler may not keep them.
+    params["prepare_threshold"] = None
     direct = settings.AGENTFIELD_LISTEN_DATABASE
     if direct:
         fields = {"dbname": "NAME", "user": "USER", "password": "PASSWORD", "host": "HOST", "port": "PORT"}
