@@ -84,7 +84,15 @@ def _database() -> dict:
     # /api/v1/health answer 503 within seconds instead of hanging.
     pool_size = env.int("AGENTFIELD_DB_POOL_SIZE", default=16)
     if pool_size > 0:
-        config.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 4}
+        # psycopg_pool doubles the pause between reconnection attempts until `reconnect_timeout`
+        # (5 min by default): after a one-minute outage a process would wait another minute for
+        # its pool. Giving up after 5 s lets the next request start a fresh attempt at once.
+        config.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": pool_size,
+            "timeout": 4,
+            "reconnect_timeout": 5,
+        }
     # Django's backend, except that the pool pings only connections left idle (see
     # agentfield_project/postgres/base.py) instead of adding a round trip to every request.
     config["ENGINE"] = "agentfield_project.postgres"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import pg
+from bench import pg, plane, procs
 from bench.report import Row, Unavailable, document, machine, progress, table
 
 SCENARIOS = {
@@ -24,6 +24,8 @@ SCENARIOS = {
     "5": "bench.s5_scale",
     "6": "bench.s6_fanout",
     "7": "bench.s7_webhooks",
+    "8": "bench.s8_waiting",
+    "9": "bench.s9_handoff",
 }
 TITLES = {
     "1": "queue core vs peers",
@@ -33,6 +35,8 @@ TITLES = {
     "5": "scale",
     "6": "fan-out",
     "7": "webhooks",
+    "8": "waiting costs",
+    "9": "duplicates per dispatcher SIGKILL",
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -56,12 +60,16 @@ class Context:
     rss_counts: list[int]
     fanout: int
     webhooks: int
+    code_root: Path = procs.ROOT
+    waiters: int = 200
+    streams: int = 1_000
+    handoff: int = 200
     notes: list[str] = field(default_factory=list)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7", help="comma-separated scenario numbers")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8,9", help="comma-separated scenario numbers")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median and spread)")
     parser.add_argument("--full", action="store_true", help="the issue's sizes (1M finished rows, 100k executions)")
     parser.add_argument("--jobs", type=int, default=10_000, help="scenario 1: no-op jobs to drain")
@@ -79,6 +87,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rss-counts", default="1000,10000", help="scenario 5: executions before reading RSS")
     parser.add_argument("--fanout", type=int, default=1_000, help="scenario 6: children per parent")
     parser.add_argument("--webhooks", type=int, default=2_000, help="scenario 7: deliveries per run")
+    parser.add_argument("--waiters", type=int, default=200, help="scenario 8: synchronous executes held at once")
+    parser.add_argument("--streams", type=int, default=1_000, help="scenario 8: event streams held open")
+    parser.add_argument("--handoff", type=int, default=200, help="scenario 9: executions per dispatcher kill")
+    parser.add_argument(
+        "--code-root",
+        default=str(procs.ROOT),
+        help="scenarios 8 and 9: the checkout whose server and dispatchers run (e.g. a worktree of an older commit)",
+    )
+    parser.add_argument("--label", default="", help="appended to the results file name, e.g. 'before'")
     parser.add_argument("--output", default=str(RESULTS), help="directory for the Markdown results")
     return parser
 
@@ -104,6 +121,10 @@ def _context(options: argparse.Namespace) -> Context:
         rss_counts=ints(options.rss_counts),
         fanout=options.fanout,
         webhooks=options.webhooks,
+        code_root=Path(options.code_root).resolve(),
+        waiters=options.waiters,
+        streams=options.streams,
+        handoff=options.handoff,
     )
 
 
@@ -131,6 +152,7 @@ def main(argv: list[str]) -> int:
     ctx = _context(options)
     command = "python -m bench " + shlex.join(argv) if argv else "python -m bench"
     facts = {"Machine": machine(), "PostgreSQL": pg.server_facts(ctx.server)}
+    facts["Code under test (scenarios 8, 9)"] = plane.describe(ctx.code_root)
     rows: list[Row] = []
     signal.signal(signal.SIGTERM, _interrupt)
     interrupted = False
@@ -145,7 +167,7 @@ def main(argv: list[str]) -> int:
     print(table(rows))
     out = Path(options.output)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = "-partial" if interrupted else ""
+    suffix = (f"-{options.label}" if options.label else "") + ("-partial" if interrupted else "")
     path = out / f"{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}-s{options.scenarios.replace(',', '')}{suffix}.md"
     path.write_text(text)
     progress(f"written {path}")
