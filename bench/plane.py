@@ -28,14 +28,14 @@ PG_PORT_HEX = ":1538"  # 5432, as /proc/net/tcp writes a remote port
 
 
 def describe(code_root: Path) -> dict[str, str]:
-    """The checkout under test and its commit (with '+dirty' when it has uncommitted changes)."""
+    """The checkout under test and its commit ('+dirty' when files outside bench/ have uncommitted changes)."""
 
     def git(*args: str) -> str:
         done = subprocess.run(["git", "-C", str(code_root), *args], capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = "+dirty" if git("status", "--porcelain", "--untracked-files=no") else ""
+    dirty = "+dirty" if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench") else ""
     return {"checkout": str(code_root), "commit": commit + dirty}
 
 

@@ -83,6 +83,9 @@ def apply_callback(execution_id: str, callback: Callback, now: datetime) -> Exec
 def _transition(execution: Execution, callback: Callback, now: datetime) -> None:
     if callback.status == "succeeded":
         execution.complete(callback.result, now, callback.duration_ms)
+    elif callback.status == "failed" and failed_by_our_outage(callback.error):
+        if _at_an_agent(execution):  # else a repeat of this callback: the work is back in the queue
+            _run_again(execution, f"the reasoner failed while the control plane was unavailable: {callback.error}", now)
     elif callback.status == "failed":
         fields = {"error_details": callback.error_details}
         if callback.result is not None:
@@ -101,11 +104,29 @@ def _at_an_agent(execution: Execution) -> bool:
     return execution.status == Status.RUNNING or execution.lease_token is not None
 
 
+# What the SDK's error says when a call of the reasoner's to us failed because our database was
+# away: our 503 body ("database unavailable; ...") or httpx's text for a 503 status.
+OUR_OUTAGE_MARKERS = ("database unavailable", "503 Service Unavailable")
+
+
+def failed_by_our_outage(error: str) -> bool:
+    """Whether a reasoner's failure says that the control plane was unavailable (a checkpoint, an app.call).
+
+    Such a failure is ours, not the work's: the execution runs again under the same ids (it
+    resumes from its checkpoints) instead of ending `failed` because the database restarted.
+    """
+    return any(marker in error for marker in OUR_OUTAGE_MARKERS)
+
+
 def _interrupted(execution: Execution, callback: Callback, now: datetime) -> None:
     if not _at_an_agent(execution):
         execution.cancel(now, callback.error or "cancelled by the agent")
         return
-    reason = f"agent interrupted the execution: {callback.error or 'cancelled'}"
+    _run_again(execution, f"agent interrupted the execution: {callback.error or 'cancelled'}", now)
+
+
+def _run_again(execution: Execution, reason: str, now: datetime) -> None:
+    """Back to the queue under the same ids, the agent having given the work up; failed at the attempt limit."""
     with transaction.atomic():
         if execution.attempt >= execution.max_attempts:
             execution.fail(f"{reason} (attempt {execution.attempt} of {execution.max_attempts})", now)

@@ -10,7 +10,8 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tests import processes
-from tests.stub_agent import stub_agent  # noqa: F401 - a fixture for every test package
+from tests.llm import fake_llm  # noqa: F401 - fixtures for every test package
+from tests.stub_agent import stub_agent  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

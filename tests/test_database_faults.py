@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.executions.test_batch_resume import ITEMS
 from tests.processes import http, wait_until
 from tests.webhooks.receiver import Receiver
 
@@ -148,3 +149,26 @@ def test_a_callback_lost_in_an_outage_still_finishes_the_execution(launch_on_fau
     log = launch.server_process.output()
     assert f"kept the succeeded callback of {execution_id}" in log
     assert "applied 1 callbacks kept while the database was away" in log
+
+
+def test_a_batch_run_that_checkpoints_through_an_outage_resumes_and_finishes(launch_on_faulty_db, faulty_db, fake_llm):
+    # The batch example checkpoints after every item. While the database is away its memory
+    # writes get 503s and the reasoner fails; that failure is ours, so the same execution runs
+    # again from its checkpoints once the database is back, and finishes.
+    llm_url, _ = fake_llm
+    launch = launch_on_faulty_db
+    url = launch.server()
+    launch.dispatcher()
+    launch.agent("batch_agent.py", url, NODE_ID="batch", FAKE_LLM_BASE_URL=llm_url)
+    wait_until(lambda: node_active(url, "batch"), timeout=90, message="the agent to register")
+    execution_id = fire(url, "batch.process_corpus", {"items": ITEMS})
+    wait_until(lambda: statuses(url, [execution_id])[execution_id]["status"] == "running", timeout=30)
+    time.sleep(1)  # a few checkpoints in
+    faulty_db.stop("fast")
+    time.sleep(6)
+    faulty_db.start()
+    finished = wait_until(lambda: all_finished(url, [execution_id]), timeout=180, message="the run to finish")
+    final = finished[execution_id]
+    assert final["status"] == "succeeded", final
+    assert final["result"]["processed"] == len(ITEMS)
+    assert final["attempt"] >= 2

@@ -5,39 +5,18 @@ reads its checkpoints from workflow memory (scope id = the run id) and processes
 """
 
 import collections
-import importlib.util
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, free_port, http, wait_until
+from tests.processes import http, wait_until
 
 pytestmark = pytest.mark.e2e
 
 ITEMS = [f"document {i}: the quick brown fox jumps over the lazy dog" for i in range(50)]
 # Short, so a killed agent is noticed quickly; not so short that a loaded machine fakes a death.
 LIVENESS = {"AGENTFIELD_NODE_LIVENESS_SECONDS": 5}
-
-
-def load_fake_llm():
-    spec = importlib.util.spec_from_file_location("fake_llm", ROOT / "examples" / "batch" / "fake_llm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def fake_llm(tmp_path):
-    """The example's OpenAI stand-in on a loopback port, slowed down so the run can be killed mid-way."""
-    trace = tmp_path / "llm-trace.jsonl"
-    server = load_fake_llm().FakeLLMServer(free_port(), trace=trace, delay=0.1)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", trace
-    server.shutdown()
-    server.server_close()
 
 
 def summarised(trace: Path) -> collections.Counter:

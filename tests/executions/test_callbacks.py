@@ -9,7 +9,7 @@ import pytest
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
-from executions import queue
+from executions import callbacks, queue
 from executions.dispatcher import ExecutionDispatcher, record_outcome
 from executions.models import Execution, ExecutionEvent, TraceEntry
 from nodes.client import AgentCallResult
@@ -567,3 +567,40 @@ def test_a_log_post_is_two_queries(api, django_assert_num_queries):
     execution = running()
     with django_assert_num_queries(2):
         api.post(f"/api/v1/executions/{execution.id}/logs", {"entries": [{"message": "m"}] * 10}, format="json")
+
+
+# -- failures that were ours ------------------------------------------------------------------------
+
+OUR_OUTAGE_ERRORS = [
+    "Failed to set memory key 'done': Server error '503 Service Unavailable' for url "
+    "'http://127.0.0.1:8080/api/v1/memory/set'",
+    "Execution failed: database unavailable; retry in 5 s",
+]
+
+
+@pytest.mark.parametrize("error", OUR_OUTAGE_ERRORS)
+def test_a_reasoner_that_failed_because_we_were_unavailable_runs_again_under_the_same_ids(api, error):
+    execution = running(attempt=2)
+    response = callback(api, execution.id, {"status": "failed", "error": error})
+    assert response.status_code == 200
+    fresh = Execution.objects.get(pk=execution.pk)
+    assert (fresh.status, fresh.attempt, fresh.node_instance_id) == ("queued", 2, "")
+    assert fresh.error.startswith("the reasoner failed while the control plane was unavailable")
+    assert event_types(execution) == ["execution_retrying"]
+    assert callback(api, execution.id, {"status": "failed", "error": error}).status_code == 200  # a repeat
+    assert Execution.objects.get(pk=execution.pk).status == "queued"
+
+
+def test_such_a_failure_at_the_attempt_limit_is_final():
+    execution = running(attempt=5, max_attempts=5)
+    callbacks.apply_callback(
+        execution.id, callbacks.parse_callback({"status": "failed", "error": OUR_OUTAGE_ERRORS[1]}), timezone.now()
+    )
+    fresh = Execution.objects.get(pk=execution.pk)
+    assert fresh.status == "failed" and "attempt 5 of 5" in fresh.error
+
+
+def test_any_other_failure_is_final(api):
+    execution = running()
+    callback(api, execution.id, {"status": "failed", "error": "ValueError: upstream said 503"})
+    assert Execution.objects.get(pk=execution.pk).status == "failed"
