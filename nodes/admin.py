@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from nodes import auth, liveness
-from nodes.models import ApiKey, Node
+from nodes.models import ApiKey, Node, NodeInstance
 
 JSON_FIELDS = ("reasoners", "skills", "communication_config", "features", "metadata")
 
@@ -38,6 +38,24 @@ def _pretty_json(value: object) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
+class InstanceInline(admin.TabularInline):
+    """The processes serving the node, each with its own liveness (read-only: agents own them)."""
+
+    model = NodeInstance
+    extra = 0
+    can_delete = False
+    fields = ("instance_id", "base_url", "health", "lifecycle_status", "registered_at", "last_heartbeat_at",
+              "shutdown_at")  # fmt: skip
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Node | None = None) -> bool:
+        return False
+
+    @admin.display(description="liveness")
+    def health(self, instance: NodeInstance) -> str:
+        return instance.health_status(timezone.now(), settings.AGENTFIELD_NODE_LIVENESS_SECONDS)
+
+
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
     list_display = (
@@ -52,6 +70,7 @@ class NodeAdmin(admin.ModelAdmin):
         *(f"{name}_pretty" for name in JSON_FIELDS),
     )  # fmt: skip
     exclude = JSON_FIELDS
+    inlines = (InstanceInline,)
     fieldsets = (
         (None, {"fields": ("id", "team_id", "base_url", "version", "deployment_type", "instance_id")}),
         ("Liveness", {"fields": ("health", "lifecycle_status", "registered_at", "restarted_at",

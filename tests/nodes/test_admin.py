@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from nodes import auth, services
-from nodes.models import ApiKey
+from nodes.models import ApiKey, NodeInstance
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +87,16 @@ def test_admin_revokes_selected_keys(staff_client, api):
 
 def test_admin_pages_forbid_framing(staff_client):
     assert staff_client.get("/admin/nodes/node/")["X-Frame-Options"] == "DENY"
+
+
+def test_detail_lists_each_instance_with_its_own_liveness(staff_client):
+    now = timezone.now()
+    base = {"id": "scaled", "reasoners": [{"id": "echo"}]}
+    services.register_node({**base, "base_url": "http://host-a:1", "instance_id": "proc-a"}, now)
+    services.register_node({**base, "base_url": "http://host-b:1", "instance_id": "proc-b"}, now)
+    NodeInstance.objects.filter(instance_id="proc-a").update(last_heartbeat_at=now - timedelta(minutes=1))
+    page = staff_client.get("/admin/nodes/node/scaled/change/").content.decode()
+    inline = page.split('id="instances-group"', 1)[1]
+    rows = {row.split("proc-", 1)[1][0]: row for row in inline.split("<tr")[1:] if "proc-" in row}
+    assert "http://host-a:1" in rows["a"] and ">inactive<" in rows["a"]
+    assert "http://host-b:1" in rows["b"] and ">active<" in rows["b"]
