@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Outcome:
     ids: list[str]
     starts: Counter
     at_kill: int  # starts (or POSTs) the agent had seen when the dispatcher was killed
+    exposed: int  # of those, executions whose hand-off the killed dispatcher had not recorded
     statuses: dict[str, int]
     attempts: dict[int, int]
 
@@ -64,7 +66,10 @@ class Outcome:
     def summary(self) -> str:
         statuses = ", ".join(f"{s} {n}" for s, n in sorted(self.statuses.items()))
         attempts = ", ".join(f"{a}: {n}" for a, n in sorted(self.attempts.items()))
-        return f"killed at {self.at_kill} seen; {statuses}; attempts {attempts}; never started {self.never_started}"
+        return (
+            f"killed at {self.at_kill} seen, {self.exposed} of them unrecorded; {statuses}; attempts {attempts};"
+            f" never started {self.never_started}"
+        )
 
 
 def _fire(plane: Plane, target: str, count: int, ids: list[str], errors: list[str]) -> None:
@@ -101,23 +106,35 @@ def _start_dispatcher(plane: Plane) -> procs.Process:
     return dispatcher
 
 
-def _kill_midway(plane: Plane, target: str, count: int, seen) -> tuple[list[str], int]:
-    """Fire the burst; SIGKILL the dispatcher once `seen()` passes a random 20–80% of `count`; start another."""
+def _unrecorded(plane: Plane) -> set[str]:
+    """Executions claimed by a dispatcher that recorded no outcome (still `queued` under a lease)."""
+    query = "SELECT id FROM executions_execution WHERE status = 'queued' AND lease_token IS NOT NULL"
+    return {row[0] for row in plane.sql(query)}
+
+
+def _kill_midway(plane: Plane, target: str, count: int, seen: Callable[[], set[str]]) -> tuple[list[str], int, int]:
+    """Fire the burst; SIGKILL the dispatcher once `seen()` passes a random 20–80% of `count`; start another.
+
+    Returns the execution ids, how many the agent had seen at the kill, and how many of those the
+    dead dispatcher had not recorded: the executions a careless re-claim would send twice.
+    """
     first = _start_dispatcher(plane)
     ids: list[str] = []
     errors: list[str] = []
     firing = threading.Thread(target=_fire, args=(plane, target, count, ids, errors))
     firing.start()
     threshold = max(1, round(count * random.uniform(0.2, 0.8)))  # noqa: S311 - a moment, not a secret
-    procs.wait_until(lambda: seen() >= threshold or not first.alive(), 120, 0.005, f"{threshold} starts")
+    procs.wait_until(lambda: len(seen()) >= threshold or not first.alive(), 120, 0.005, f"{threshold} starts")
     first.kill()
+    time.sleep(1.0)  # the agent notes the starts of POSTs it accepted just before the kill
     at_kill = seen()
-    progress(f"  dispatcher SIGKILLed at {at_kill}/{count} seen (aimed at {threshold})")
+    exposed = len(at_kill & _unrecorded(plane))
+    progress(f"  dispatcher SIGKILLed at {len(at_kill)}/{count} seen (aimed at {threshold}); {exposed} unrecorded")
     firing.join(300)
     if errors:
         raise RuntimeError(f"{len(errors)} of {count} POSTs refused (first: {errors[0]})")
     _start_dispatcher(plane)
-    return ids, at_kill
+    return ids, len(at_kill), exposed
 
 
 def _attempts(plane: Plane, target: str) -> dict[int, int]:
@@ -142,7 +159,9 @@ def _sdk_once(ctx, count: int) -> Outcome:
         env.pop("DATABASE_URL", None)
         agent = procs.Process("counting-agent", [sys.executable, str(AGENT)], env)
         procs.wait_until(lambda: _node_active(plane, SDK_NODE), 60, 0.2, "the SDK agent to register")
-        ids, at_kill = _kill_midway(plane, f"{SDK_NODE}.counted", count, lambda: len(starts.read_text().split()))
+        ids, at_kill, exposed = _kill_midway(
+            plane, f"{SDK_NODE}.counted", count, lambda: set(starts.read_text().split())
+        )
         done = lambda: sum(plane.status_counts("counted").get(s, 0) for s in TERMINAL) >= count  # noqa: E731
         procs.wait_until(done, SECONDS * 3 + 120, 0.5, "every execution to end")
         time.sleep(1.0)  # a duplicate start may land just after the first run's callback
@@ -150,6 +169,7 @@ def _sdk_once(ctx, count: int) -> Outcome:
             ids,
             Counter(starts.read_text().split()),
             at_kill,
+            exposed,
             plane.status_counts("counted"),
             _attempts(plane, "counted"),
         )
@@ -172,11 +192,13 @@ def _stub_once(ctx, count: int, stub: procs.StubAgent) -> Outcome:
         plane.start_server()
         node = StubNode(plane, STUB_NODE, stub.url, ["counted"])
         stub.reset()
-        ids, at_kill = _kill_midway(plane, f"{STUB_NODE}.counted", count, lambda: stub.stats()["count"])
+        ids, at_kill, exposed = _kill_midway(
+            plane, f"{STUB_NODE}.counted", count, lambda: set(_posts_per_execution(stub))
+        )
         running = lambda: plane.status_counts("counted").get("running", 0) >= count  # noqa: E731
         procs.wait_until(running, 120, 0.5, "every execution to be running")
         posts = _posts_per_execution(stub)
-        return Outcome(ids, posts, at_kill, plane.status_counts("counted"), _attempts(plane, "counted"))
+        return Outcome(ids, posts, at_kill, exposed, plane.status_counts("counted"), _attempts(plane, "counted"))
     finally:
         if node:
             node.stop()
@@ -188,6 +210,7 @@ def _rows(case: str, outcomes: list[Outcome], count: int) -> list[Row]:
     return [
         Row("9", case, "duplicated executions per kill", "", [o.duplicates for o in outcomes], note=details),
         Row("9", case, "starts (POSTs) in all", "", [sum(o.starts.values()) for o in outcomes], note=f"of {count}"),
+        Row("9", case, "seen by the agent, unrecorded at the kill", "", [o.exposed for o in outcomes]),
     ]
 
 
