@@ -273,12 +273,9 @@ SCHEMAS = {
 }
 
 
-VIEW_MODULES = {
-    **dict.fromkeys(
-        ("MemorySetView", "MemoryGetView", "MemoryDeleteView", "MemoryListView"), "executions.api.memory_views"
-    ),
-    "RedeliverView": "webhooks.api.views",
-}
+VIEW_MODULES = dict.fromkeys(
+    ("MemorySetView", "MemoryGetView", "MemoryDeleteView", "MemoryListView"), "executions.api.memory_views"
+)
 
 
 def _extension(view_name: str, decorator) -> type[OpenApiViewExtension]:

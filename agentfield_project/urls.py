@@ -12,7 +12,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("", include("nodes.api.urls")),
     path("", include("executions.api.urls")),
-    path("", include("webhooks.api.urls")),
     path("", include("executions.api.memory_urls")),
     path("", include("executions.urls")),
 ]

@@ -31,6 +31,9 @@ from django.utils.dateparse import parse_datetime
 from agentfield_project.postgres import availability
 from executions import callbacks
 from executions.exceptions import ExecutionError
+from nodes import policy
+from nodes.exceptions import NodeError
+from nodes.policy import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,12 @@ def _path(execution_id: str) -> Path:
     return spool_dir() / (hashlib.sha256(execution_id.encode("utf-8", "surrogatepass")).hexdigest() + SUFFIX)
 
 
-def keep(execution_id: str, body: dict[str, Any], received_at: datetime) -> bool:
-    """Write a terminal callback to the spool (the first one of an execution wins); False when full."""
+def keep(execution_id: str, body: dict[str, Any], received_at: datetime, principal: Principal = policy.OPEN) -> bool:
+    """Write a terminal callback to the spool (the first one of an execution wins); False when full.
+
+    Who sent it is kept with it: whether it may report on the execution is decided when it is
+    applied (deciding needs the database).
+    """
     path = _path(execution_id)
     if path.exists():
         return True
@@ -55,7 +62,12 @@ def keep(execution_id: str, body: dict[str, Any], received_at: datetime) -> bool
     if sum(1 for _ in directory.glob("*" + SUFFIX)) >= settings.AGENTFIELD_CALLBACK_SPOOL_MAX_FILES:
         logger.error("callback spool %s is full; the callback of %s is not kept", directory, execution_id)
         return False
-    record = {"execution_id": execution_id, "body": body, "received_at": received_at.isoformat()}
+    record = {
+        "execution_id": execution_id,
+        "body": body,
+        "received_at": received_at.isoformat(),
+        "sender": {"key_id": principal.key_id, "role": principal.role, "node_ids": sorted(principal.node_ids)},
+    }
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     with temporary.open("w", encoding="utf-8") as handle:
         json.dump(record, handle)
@@ -99,10 +111,12 @@ def replay() -> int:
 def _apply(record: dict[str, Any]) -> None:
     execution_id = record["execution_id"]
     received_at = parse_datetime(record["received_at"])
+    sender = record.get("sender") or {}
+    principal = Principal(sender.get("key_id"), sender.get("role", policy.ADMIN), frozenset(sender.get("node_ids", ())))
     try:
         callback = callbacks.parse_callback(record["body"])
-        execution = callbacks.apply_callback(execution_id, callback, received_at)
-    except ExecutionError as error:  # unknown execution, or another terminal status won meanwhile
+        execution = callbacks.apply_callback(execution_id, callback, received_at, principal)
+    except (ExecutionError, NodeError) as error:  # unknown, not its sender's, or another terminal status won
         logger.warning("spooled callback of %s not applied: %s", execution_id, error)
         return
     logger.info("spooled callback applied: %s is %s", execution_id, execution.status)

@@ -9,10 +9,12 @@ from typing import Any
 
 from django.db import transaction
 
-from executions import statuses
+from executions import access, statuses
 from executions.exceptions import ExecutionError, InvalidTransition
 from executions.models import Execution, Status, TraceEntry
 from executions.services import get_execution
+from nodes import policy
+from nodes.policy import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,9 @@ def parse_callback(body: Any) -> Callback:
     )
 
 
-def apply_callback(execution_id: str, callback: Callback, now: datetime) -> Execution:
+def apply_callback(
+    execution_id: str, callback: Callback, now: datetime, principal: Principal = policy.OPEN
+) -> Execution:
     """Apply an agent's callback: the first terminal status wins; a repeat of it is accepted.
 
     A conflicting terminal status raises InvalidTransition (409). A `cancelled` that we did not
@@ -70,6 +74,7 @@ def apply_callback(execution_id: str, callback: Callback, now: datetime) -> Exec
     execution under the same ids instead: the work was interrupted, not abandoned.
     """
     execution = get_execution(execution_id)
+    access.check(principal, execution, policy.may_report)
     try:
         _transition(execution, callback, now)
     except InvalidTransition:
@@ -134,7 +139,7 @@ def _run_again(execution: Execution, reason: str, now: datetime) -> None:
             execution.requeue(now, now, reason, dropped=True)
 
 
-def store_logs(execution_id: str, body: Any, now: datetime) -> int:
+def store_logs(execution_id: str, body: Any, now: datetime, principal: Principal = policy.OPEN) -> int:
     """Keep the SDK's structured log lines as the trace of an existing execution (one INSERT)."""
     entries = body.get("entries") if isinstance(body, dict) else None
     if entries is None and isinstance(body, dict):
@@ -144,7 +149,7 @@ def store_logs(execution_id: str, body: Any, now: datetime) -> int:
     if len(entries) > MAX_TRACE_ENTRIES:
         raise ExecutionError(f"at most {MAX_TRACE_ENTRIES} log entries per request")
     # An unknown (or over-long) id would leave orphan rows, or fail the INSERT with a 500.
-    get_execution(execution_id)
+    access.check(principal, get_execution(execution_id), policy.may_report)
     rows = [
         TraceEntry(
             execution_id=execution_id,
@@ -160,13 +165,15 @@ def store_logs(execution_id: str, body: Any, now: datetime) -> int:
     return len(rows)
 
 
-def store_step_event(body: Any, now: datetime) -> TraceEntry:
+def store_step_event(body: Any, now: datetime, principal: Principal = policy.OPEN) -> TraceEntry:
     """The SDK's start/finish step event: trace only (it never changes the execution's status)."""
     if not isinstance(body, dict):
         raise ExecutionError("event body must be a JSON object")
     execution_id = body.get("execution_id")
     if not isinstance(execution_id, str) or not execution_id or len(execution_id) > 255:
         raise ExecutionError("execution_id is required")
+    if not principal.is_admin:  # an admin may trace anything, even before the execution is stored
+        access.check(principal, get_execution(execution_id), policy.may_report)
     status = statuses.normalize(body.get("status")) or str(body.get("status") or "")[:32]
     data = {key: body[key] for key in ("status", "reasoner_id", "agent_node_id", "duration_ms", "error") if key in body}
     return TraceEntry.objects.create(
@@ -179,7 +186,7 @@ def store_step_event(body: Any, now: datetime) -> TraceEntry:
     )
 
 
-def store_note(execution_id: str, body: Any, now: datetime) -> TraceEntry:
+def store_note(execution_id: str, body: Any, now: datetime, principal: Principal = policy.OPEN) -> TraceEntry:
     """A note on an execution (`app.note`)."""
     if not execution_id:
         raise ExecutionError("execution_id is required in the X-Execution-ID header")
@@ -188,7 +195,7 @@ def store_note(execution_id: str, body: Any, now: datetime) -> TraceEntry:
     tags = body.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise ExecutionError("tags must be a list of strings")
-    get_execution(execution_id)
+    access.check(principal, get_execution(execution_id), policy.may_report)
     return TraceEntry.objects.create(
         execution_id=execution_id,
         kind=TraceEntry.Kind.NOTE,
@@ -198,9 +205,10 @@ def store_note(execution_id: str, body: Any, now: datetime) -> TraceEntry:
     )
 
 
-def cancel(execution_id: str, now: datetime) -> tuple[Execution, str | None]:
+def cancel(execution_id: str, now: datetime, principal: Principal = policy.OPEN) -> tuple[Execution, str | None]:
     """Cancel a queued or running execution; return it and the agent URL to notify (if at an agent)."""
     execution = get_execution(execution_id)
+    access.check(principal, execution, policy.may_steer)
     at_agent = _at_an_agent(execution)
     execution.cancel(now, "cancelled by request")
     if not at_agent:

@@ -138,6 +138,8 @@ def set_entry(ref: ScopeRef, key: str, data: Any, now: datetime) -> MemoryEntry:
 
 def get_entry(refs: list[ScopeRef], key: str) -> MemoryEntry | None:
     """The entry of `key` in the first of `refs` that holds it (one query), or None."""
+    if not refs:
+        return None
     where = Q()
     for ref in refs:
         where |= Q(scope=ref.scope, scope_id=ref.scope_id)

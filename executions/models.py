@@ -62,6 +62,14 @@ class Execution(models.Model):
     # POST, so a crash between the agent's 202 and its record cannot lose where the work went.
     node_instance_id = models.CharField(max_length=255, blank=True, default="")
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # Who fired it (an app.call's agent key, a client key), and who owns its run: the root's owner,
+    # inherited by every descendant (nodes/policy.py). Null while no key exists, or for staff.
+    submitted_by = models.ForeignKey(
+        "nodes.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    owner_key = models.ForeignKey(
+        "nodes.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     webhook_registered = models.BooleanField(default=False)
@@ -89,6 +97,10 @@ class Execution(models.Model):
                 fields=["parent_execution_id"],
                 name="execution_parent_idx",
                 condition=Q(parent_execution_id__isnull=False),
+            ),
+            # A client's list: its own executions, newest first (only rows fired with a key).
+            models.Index(
+                fields=["owner_key", "-created_at"], name="execution_owner_idx", condition=Q(owner_key__isnull=False)
             ),
         ]
         constraints = [

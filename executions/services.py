@@ -14,10 +14,12 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from executions import events
+from executions import access, events
 from executions.exceptions import ExecutionError, ExecutionNotFound, IdempotencyConflict, InvalidTarget, TargetNotFound
 from executions.models import Execution
+from nodes import policy
 from nodes.models import Node
+from nodes.policy import Principal
 from webhooks import services as webhooks
 from webhooks.exceptions import InvalidWebhook
 
@@ -99,8 +101,8 @@ def build_submission(target: str, body: Any, headers: Any) -> Submission:
     )
 
 
-def submit(sub: Submission, now: datetime) -> tuple[Execution, str | None, bool]:
-    """Store a queued execution; return it, the webhook error (if any) and whether it is new."""
+def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -> tuple[Execution, str | None, bool]:
+    """Store a queued execution fired by `principal`; return it, the webhook error (if any) and whether it is new."""
     node = Node.objects.filter(pk=sub.node_id).only("id", "reasoners", "skills").first()
     if node is None:
         raise TargetNotFound(f"node '{sub.node_id}' not found")
@@ -109,9 +111,12 @@ def submit(sub: Submission, now: datetime) -> tuple[Execution, str | None, bool]
         raise TargetNotFound(f"target '{sub.name}' not found on node '{sub.node_id}'")
     fingerprint = sub.fingerprint()
     if sub.idempotency_key:
-        existing = _existing_for_key(sub.idempotency_key, fingerprint)
+        existing = _existing_for_key(sub.idempotency_key, fingerprint, principal)
         if existing is not None:
             return existing, None, False
+    access.check_run_joinable(principal, sub.run_id)
+    parent = Execution.objects.filter(pk=sub.parent_execution_id).first() if sub.parent_execution_id else None
+    owners = access.owners_for_submission(principal, parent)
     spec, webhook_error = None, None
     if sub.webhook is not None:
         try:
@@ -119,25 +124,32 @@ def submit(sub: Submission, now: datetime) -> tuple[Execution, str | None, bool]
         except InvalidWebhook as exc:
             webhook_error = str(exc)
     try:
-        execution = _create(sub, target_type, fingerprint, spec, now)
+        execution = _create(sub, target_type, fingerprint, spec, now, owners)
     except IntegrityError:
         # Two requests raced with the same Idempotency-Key: the first one's row wins.
-        existing = _existing_for_key(sub.idempotency_key or "", fingerprint)
+        existing = _existing_for_key(sub.idempotency_key or "", fingerprint, principal)
         if existing is None:
             raise
         return existing, None, False
     return execution, webhook_error, True
 
 
-def _existing_for_key(key: str, fingerprint: str) -> Execution | None:
+def _existing_for_key(key: str, fingerprint: str, principal: Principal) -> Execution | None:
     existing = Execution.objects.filter(idempotency_key=key).first()
-    if existing is not None and existing.request_fingerprint != fingerprint:
+    # Another key's request is a conflict too: the first execution is never shown to it.
+    if existing is not None and (
+        existing.request_fingerprint != fingerprint or not policy.may_read(principal, access.facts(existing))
+    ):
         raise IdempotencyConflict()
     return existing
 
 
-def _create(sub: Submission, target_type: str, fingerprint: str, spec: Any, now: datetime) -> Execution:
+def _create(
+    sub: Submission, target_type: str, fingerprint: str, spec: Any, now: datetime, owners: tuple[int | None, int | None]
+) -> Execution:
     execution = Execution(
+        submitted_by_id=owners[0],
+        owner_key_id=owners[1],
         id=new_id("exec"),
         run_id=sub.run_id or new_id("run"),
         parent_execution_id=sub.parent_execution_id,

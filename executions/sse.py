@@ -22,12 +22,13 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from agentfield_project.access import stream_denial
 from agentfield_project.flow import ALWAYS_WRITABLE, SCOPE_KEY, Writability
 from agentfield_project.handler import release_request_thread
 from executions import events, listener
 from executions.hub import Hub, Matcher, Subscription
 from executions.models import ExecutionEvent
+from nodes import policy
+from nodes.auth import aauthenticate_request, unauthorized_response
 
 logger = logging.getLogger(__name__)
 
@@ -166,8 +167,22 @@ async def _stream(hub: Hub, after: int | None, filters: dict[str, str], flow: Wr
         flow.listeners.remove(subscription.wake)
 
 
+async def stream_denial(request: HttpRequest) -> JsonResponse | None:
+    """None when the request may watch every execution (nodes/policy.py), else the JSON 401/403 to send."""
+    principal = getattr(request, "principal", None)  # set by nodes.middleware.ApiKeyMiddleware
+    if principal is None:
+        principal = await aauthenticate_request(request)
+    if principal is None:
+        return unauthorized_response()
+    if not policy.may_watch_all(principal):
+        return JsonResponse(
+            {"error": "this stream is for admin keys and staff", "code": "permission_denied"}, status=403
+        )
+    return None
+
+
 async def events_view(request: HttpRequest) -> HttpResponse:
-    """The SSE stream of all executions' lifecycle events (staff), optionally filtered."""
+    """The SSE stream of all executions' lifecycle events (admins and staff), optionally filtered."""
     if request.method != "GET":
         return JsonResponse({"error": "method not allowed", "code": "method_not_allowed"}, status=405)
     if denial := await stream_denial(request):

@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.db.models import Count, Max, Min
 from django.db.models.functions import TruncMinute
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
-from agentfield_project.access import dashboard_view
 from executions import overview
 from executions.models import Execution, ExecutionEvent, MemoryEntry, Status, TraceEntry
 from nodes.models import Node
@@ -32,7 +32,7 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-@dashboard_view
+@staff_member_required
 def executions(request: HttpRequest) -> HttpResponse:
     """The newest executions, optionally of one status; rows change live from the stream."""
     stream_from = newest_event_id()
@@ -47,7 +47,7 @@ def executions(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/executions.html", context)
 
 
-@dashboard_view
+@staff_member_required
 def execution(request: HttpRequest, execution_id: str) -> HttpResponse:
     """One execution: timeline, trace, its run's memory checkpoints, webhook attempts, input, result."""
     stream_from = newest_event_id()
@@ -74,7 +74,7 @@ def execution(request: HttpRequest, execution_id: str) -> HttpResponse:
     return render(request, "dashboard/execution.html", context)
 
 
-@dashboard_view
+@staff_member_required
 def nodes(request: HttpRequest) -> HttpResponse:
     """Every registered node with its liveness (the page re-reads liveness every few seconds)."""
     now = timezone.now()
@@ -86,7 +86,7 @@ def nodes(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/nodes.html", {"nodes": rows, "section": "nodes"})
 
 
-@dashboard_view
+@staff_member_required
 def queue(request: HttpRequest) -> HttpResponse:
     """Counts by status, the age of the oldest queued execution, and the last hour's throughput."""
     now = timezone.now()

@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from nodes import auth, liveness
+from nodes import auth, liveness, ownership
 from nodes.models import ApiKey, Node, NodeInstance
 
 JSON_FIELDS = ("reasoners", "skills", "communication_config", "features", "metadata")
@@ -72,7 +72,7 @@ class NodeAdmin(admin.ModelAdmin):
     exclude = JSON_FIELDS
     inlines = (InstanceInline,)
     fieldsets = (
-        (None, {"fields": ("id", "team_id", "base_url", "version", "deployment_type", "instance_id")}),
+        (None, {"fields": ("id", "owner_key", "team_id", "base_url", "version", "deployment_type", "instance_id")}),
         ("Liveness", {"fields": ("health", "lifecycle_status", "registered_at", "restarted_at",
                                  "last_heartbeat_at", "shutdown_at")}),
         ("Registered data", {"fields": tuple(f"{name}_pretty" for name in JSON_FIELDS)}),
@@ -81,8 +81,20 @@ class NodeAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # nodes exist because an agent registered
 
-    def has_change_permission(self, request: HttpRequest, obj: Node | None = None) -> bool:
-        return False  # the agent owns its registration; staff may view and delete
+    def get_readonly_fields(self, request: HttpRequest, obj: Node | None = None) -> tuple[str, ...]:
+        # The agent owns its registration; staff may only bind the node to an agent key (or delete it).
+        editable = {"owner_key"}
+        names = [field.name for field in Node._meta.fields if field.name not in editable]
+        return (*names, *self.readonly_fields)
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs: Any):
+        if db_field.name == "owner_key":
+            kwargs["queryset"] = ApiKey.objects.filter(role=ApiKey.Role.AGENT, revoked_at__isnull=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Node, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        ownership.forget(obj.id)
 
     @admin.display(description="liveness")
     def health(self, node: Node) -> str:
@@ -123,29 +135,30 @@ class NodeAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Create (the key is shown once, on the page that answers the form) and revoke API keys."""
 
-    list_display = ("name", "prefix", "active", "created_at", "last_used_at", "revoked_at")
-    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    list_display = ("name", "role", "prefix", "active", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("role", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "prefix")
     actions = ("revoke",)
     readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
-        return ("name",) if obj is None else ("name", *self.readonly_fields)
-
-    def has_change_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
-        return False  # a key is created or revoked, never edited
+        editable = ("name", "role", "node_ids")  # the secret itself is never shown again nor changed
+        return editable if obj is None else (*editable, *self.readonly_fields)
 
     @admin.display(boolean=True)
     def active(self, key: ApiKey) -> bool:
         return key.revoked_at is None
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
-        self._raw_key = auth.assign_new_key(obj)
+        if not change:
+            # On the request, never on this ModelAdmin: one instance serves every concurrent request.
+            request.agentfield_raw_key = auth.assign_new_key(obj)
         super().save_model(request, obj, form, change)
+        auth.forget_keys()  # a new role applies in this process at once, in the others within the cache TTL
 
     def response_add(self, request: HttpRequest, obj: ApiKey, post_url_continue: str | None = None) -> HttpResponse:
         # Rendered straight into this response: the key never passes through the message cookie.
-        context = {**self.admin_site.each_context(request), "key": obj, "raw_key": self._raw_key,
+        context = {**self.admin_site.each_context(request), "key": obj, "raw_key": request.agentfield_raw_key,
                    "opts": self.opts, "title": "API key created"}  # fmt: skip
         return TemplateResponse(request, "admin/nodes/apikey/created.html", context)
 

@@ -12,6 +12,9 @@ stream) are guarded by `nodes.middleware.ApiKeyMiddleware`, which calls `authent
 may also call it (or `await aauthenticate_request(request)`) itself and answer
 `unauthorized_response()` when it is False. Plain views are csrf_exempt, so there a staff session
 counts only for safe methods (GET/HEAD/OPTIONS).
+
+Authentication answers *who* (a `policy.Principal`: the key's id, role and reserved nodes; a
+staff session and the open API are admins); what that principal may do is nodes/policy.py's.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions
 
 from agentfield_project.postgres import availability
+from nodes import policy
 from nodes.models import ApiKey
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -51,9 +55,9 @@ def assign_new_key(key: ApiKey) -> str:
     return raw
 
 
-def issue_key(name: str) -> tuple[ApiKey, str]:
-    """Create an active key and return it with the raw key."""
-    key = ApiKey(name=name)
+def issue_key(name: str, role: str = policy.ADMIN, node_ids: list[str] | None = None) -> tuple[ApiKey, str]:
+    """Create an active key with `role` (agent keys: `node_ids` reserved for it) and return it with the raw key."""
+    key = ApiKey(name=name, role=role, node_ids=list(node_ids or []))
     raw = assign_new_key(key)
     key.save()
     return key, raw
@@ -68,9 +72,9 @@ def revoke_key(key: ApiKey) -> bool:
 
 @dataclass
 class _Snapshot:
-    """The active keys (hash -> pk) as one process last read them."""
+    """The active keys (hash -> principal) as one process last read them."""
 
-    hashes: dict[str, int]
+    hashes: dict[str, policy.Principal]
     loaded_at: float
     touched: dict[int, float] = field(default_factory=dict)
 
@@ -95,7 +99,8 @@ def _active_keys() -> _Snapshot:
     snapshot = _snapshot
     if snapshot is None or time.monotonic() - snapshot.loaded_at > settings.AGENTFIELD_API_KEY_CACHE_SECONDS:
         try:
-            hashes = dict(ApiKey.objects.filter(revoked_at__isnull=True).values_list("key_hash", "pk"))
+            rows = ApiKey.objects.filter(revoked_at__isnull=True).values_list("key_hash", "pk", "role", "node_ids")
+            hashes = {row[0]: policy.Principal(row[1], row[2], frozenset(row[3] or ())) for row in rows}
         except DatabaseError as error:
             # While the database is away the keys this process last saw still hold, so an agent's
             # callback reaches its view (which keeps what it cannot store, see callback_spool).
@@ -121,25 +126,23 @@ def presented_key(request: HttpRequest) -> str | None:
     return None
 
 
-def match_key(raw: str | None) -> int | None:
-    """The pk of the active key `raw`, recording its use at most once a minute per process."""
+def match_key(raw: str | None) -> policy.Principal | None:
+    """The principal of the active key `raw`, recording its use at most once a minute per process."""
     if not raw:
         return None
     snapshot = _active_keys()
-    pk = snapshot.hashes.get(hash_key(raw))
-    if pk is not None and time.monotonic() - snapshot.touched.get(pk, -1e9) > LAST_USED_RESOLUTION_SECONDS:
+    principal = snapshot.hashes.get(hash_key(raw))
+    if principal is None:
+        return None
+    pk = principal.key_id
+    if time.monotonic() - snapshot.touched.get(pk, -1e9) > LAST_USED_RESOLUTION_SECONDS:
         snapshot.touched[pk] = time.monotonic()
         try:
             ApiKey.objects.filter(pk=pk).update(last_used_at=timezone.now())
         except DatabaseError as error:  # a bookkeeping write: never the reason a request fails
             if not availability.is_unavailable(error):
                 raise
-    return pk
-
-
-def has_valid_key(request: HttpRequest) -> bool:
-    """Whether the request carries an active key (False while no key exists)."""
-    return match_key(presented_key(request)) is not None
+    return principal
 
 
 def _is_staff(request: HttpRequest) -> bool:
@@ -147,18 +150,25 @@ def _is_staff(request: HttpRequest) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_staff)
 
 
-def authenticate_request(request: HttpRequest) -> bool:
-    """True when a plain view may serve the request: no key exists, a valid key, or staff reading."""
+def authenticate_request(request: HttpRequest) -> policy.Principal | None:
+    """Who a plain view serves: anyone while no key exists, a valid key's principal, or staff reading."""
     if not keys_required():
-        return True
-    if match_key(presented_key(request)) is not None:
-        return True
-    return request.method in SAFE_METHODS and _is_staff(request)
+        return policy.OPEN
+    if (principal := match_key(presented_key(request))) is not None:
+        return principal
+    return policy.STAFF if request.method in SAFE_METHODS and _is_staff(request) else None
 
 
-async def aauthenticate_request(request: HttpRequest) -> bool:
+async def aauthenticate_request(request: HttpRequest) -> policy.Principal | None:
     """`authenticate_request` for async views (it may read the database)."""
     return await sync_to_async(authenticate_request)(request)
+
+
+def principal_of(request) -> policy.Principal:
+    """The principal of a DRF request that passed `HasApiKey` (a key's, staff's, or the open API's)."""
+    if isinstance(request.auth, policy.Principal):
+        return request.auth
+    return policy.STAFF if _is_staff(request) else policy.OPEN
 
 
 def unauthorized_response() -> JsonResponse:
@@ -174,16 +184,16 @@ class ApiKeyRequired(exceptions.NotAuthenticated):
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Authenticates a request carrying an active key; `request.auth` is then the key's pk."""
+    """Authenticates a request carrying an active key; `request.auth` is then its `policy.Principal`."""
 
     def authenticate(self, request):
         raw = presented_key(request)
         if raw is None or not keys_required():
             return None
-        pk = match_key(raw)
-        if pk is None:
+        principal = match_key(raw)
+        if principal is None:
             raise ApiKeyRequired()
-        return (None, pk)
+        return (None, principal)
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="api"'

@@ -16,3 +16,10 @@ class NodeNotFound(NodeError):
 
     http_status = 404
     code = "not_found"
+
+
+class NotPermitted(NodeError):
+    """this key may not do that (see the trust model in the README)"""
+
+    http_status = 403
+    code = "permission_denied"

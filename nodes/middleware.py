@@ -31,4 +31,8 @@ class ApiKeyMiddleware(InlineHooks):
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
         if not guards(request, view_func):
             return None
-        return None if authenticate_request(request) else unauthorized_response()
+        principal = authenticate_request(request)
+        if principal is None:
+            return unauthorized_response()
+        request.principal = principal  # what the view may let it do is nodes/policy.py's
+        return None

@@ -51,6 +51,13 @@ class Node(models.Model):
     communication_config = models.JSONField(default=dict, blank=True)
     features = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # The agent key that serves this node id: the first agent key that registered it, or the one an
+    # admin bound it to. Only that key may register it again, heart-beat for it or report on its
+    # work (nodes/policy.py). Null: registered while no key existed, or by an admin.
+    owner_key = models.ForeignKey(
+        "ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes_owned",
+        help_text="The agent key that serves this node (set by its first registration with an agent key).",
+    )  # fmt: skip
     registered_at = models.DateTimeField()
     restarted_at = models.DateTimeField(null=True, blank=True)
     # Summaries of the node's instances: the newest heartbeat of any of them, and the moment the
@@ -117,9 +124,19 @@ class NodeInstance(models.Model):
 
 
 class ApiKey(models.Model):
-    """A client credential: only the SHA-256 of the key is stored; the key itself is shown once."""
+    """A credential with a role (nodes/policy.py): only the SHA-256 of the key is stored, the key is shown once."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin: everything"
+        CLIENT = "client", "Client: fires executions, sees its own"
+        AGENT = "agent", "Agent: serves its nodes"
 
     name = models.CharField(max_length=100)
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.CLIENT)
+    # Node ids reserved for this agent key before they first register (`create_api_key --nodes`).
+    node_ids = models.JSONField(
+        default=list, blank=True, help_text="Agent keys: node ids only this key may register (others claim theirs)."
+    )
     # The first characters of the key, shown in admin so a leaked key can be recognised.
     prefix = models.CharField(max_length=16, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)

@@ -9,8 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from nodes.exceptions import NodeNotFound
-from nodes.models import Node, NodeInstance
+from nodes import ownership, policy
+from nodes.exceptions import NodeNotFound, NotPermitted
+from nodes.models import ApiKey, Node, NodeInstance
+from nodes.policy import Principal
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ REGISTERED_FIELDS = (
 HEARTBEAT_LIFECYCLES = {"starting", "ready", "degraded"}
 
 
-def register_node(data: dict[str, Any], now: datetime) -> tuple[Node, bool]:
+def register_node(data: dict[str, Any], now: datetime, principal: Principal = policy.OPEN) -> tuple[Node, bool]:
     """Upsert a node and its registering instance; return the node and whether a process restarted.
 
     A new instance replaces the instances it must be the restart of: one at its own address (that
@@ -34,8 +36,15 @@ def register_node(data: dict[str, Any], now: datetime) -> tuple[Node, bool]:
     lifecycle = data.get("lifecycle_status") or Node.Lifecycle.STARTING
     with transaction.atomic():
         node = Node.objects.select_for_update().filter(pk=data["id"]).first()
+        owner = node.owner_key_id if node else None
+        reserved_by = None if owner else reservation_of(data["id"])
+        if not policy.may_register(principal, owner, reserved_by):
+            raise NotPermitted(f"node '{data['id']}' belongs to another agent key")
         if node is None:
             node = Node(id=data["id"], registered_at=now)
+        if owner is None and principal.is_agent:
+            node.owner_key_id = principal.key_id  # the first agent key to register a node id owns it
+            ownership.forget(node.id)
         for name, value in fields.items():
             setattr(node, name, value)
         node.lifecycle_status = lifecycle
@@ -80,12 +89,31 @@ RETURNING id
 """
 
 
-def record_heartbeat(node_id: str, instance_id: str | None, lifecycle: str | None, now: datetime) -> None:
+def reservation_of(node_id: str) -> int | None:
+    """The active agent key created for `node_id` (`create_api_key --nodes`), if any."""
+    return (
+        ApiKey.objects.filter(role=ApiKey.Role.AGENT, revoked_at__isnull=True, node_ids__contains=[node_id])
+        .values_list("pk", flat=True)
+        .first()
+    )
+
+
+def check_serves(principal: Principal, node_id: str) -> None:
+    """403 unless `principal` may heart-beat for or shut down `node_id` (404 stays the answer for no node)."""
+    if not principal.is_admin and not policy.may_serve(principal, ownership.owner_of(node_id)):
+        if Node.objects.filter(pk=node_id).exists():
+            raise NotPermitted(f"node '{node_id}' belongs to another agent key")
+
+
+def record_heartbeat(
+    node_id: str, instance_id: str | None, lifecycle: str | None, now: datetime, principal: Principal = policy.OPEN
+) -> None:
     """Refresh the liveness of one instance (or, without an instance id, of every live one).
 
     NodeNotFound (404) for an unknown node or instance: that is what makes an SDK agent register
     again. A beat of an instance that shut down is accepted but revives nothing.
     """
+    check_serves(principal, node_id)
     params = {
         "now": now,
         "node": node_id,
@@ -105,13 +133,14 @@ def record_heartbeat(node_id: str, instance_id: str | None, lifecycle: str | Non
         raise NodeNotFound(f"instance '{instance_id}' of node '{node_id}' not found; register it again")
 
 
-def shutdown(node_id: str, instance_id: str | None, now: datetime) -> Node:
+def shutdown(node_id: str, instance_id: str | None, now: datetime, principal: Principal = policy.OPEN) -> Node:
     """Mark the instance offline after its graceful-shutdown notice; the node when none is left alive.
 
     The SDK's notice names no instance: with one live instance it is that one; with several it
     cannot be told, and the instance that stops is found by its heartbeats stopping instead.
     """
     window = settings.AGENTFIELD_NODE_LIVENESS_SECONDS
+    check_serves(principal, node_id)
     with transaction.atomic():
         node = Node.objects.select_for_update().filter(pk=node_id).first()
         if node is None:

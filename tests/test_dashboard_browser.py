@@ -8,6 +8,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from nodes import policy
+from nodes.auth import issue_key
 from tests.processes import ARTIFACTS, http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -85,7 +87,13 @@ def test_a_row_changes_from_queued_to_succeeded_live(launch, db_url, browser):
     page.screenshot(path=str(ARTIFACTS / "dashboard-queue.png"), full_page=True)
 
 
-def test_non_staff_and_anonymous_users_see_neither_dashboard_nor_stream(launch, db_url, users, browser):
+@pytest.fixture
+def closed_api(db_url):
+    """Once a key exists the stream, like every API route, needs a key or a staff session."""
+    issue_key("ops", policy.ADMIN)
+
+
+def test_non_staff_and_anonymous_users_see_neither_dashboard_nor_stream(launch, closed_api, users, browser):
     url = launch.server()
     anonymous = browser.new_page()
     anonymous.goto(f"{url}/dashboard/queue/")
@@ -98,5 +106,5 @@ def test_non_staff_and_anonymous_users_see_neither_dashboard_nor_stream(launch, 
     visitor.goto(f"{url}/dashboard/")
     assert visitor.url.startswith(f"{url}/admin/login/")
     response = visitor.request.get(f"{url}/api/ui/v1/executions/events")
-    assert response.status == 403 and response.json()["error"] == "staff access required"
+    assert response.status == 401 and response.json()["code"] == "not_authenticated"
     context.close()

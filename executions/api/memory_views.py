@@ -9,9 +9,11 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from executions import memory
+from executions import access, memory
 from executions.exceptions import InvalidMemoryRequest
 from executions.models import MemoryEntry
+from nodes.auth import principal_of
+from nodes.exceptions import NotPermitted
 
 
 def entry_representation(entry: MemoryEntry) -> dict[str, Any]:
@@ -32,11 +34,18 @@ def body_of(request) -> dict[str, Any]:
     return request.data
 
 
+def permitted(request, ref: memory.ScopeRef, write: bool) -> memory.ScopeRef:
+    """`ref` if this key may use that memory (nodes/policy.py), else a 403."""
+    if not access.may_use_memory(principal_of(request), ref.scope, ref.scope_id, write):
+        raise NotPermitted(f"this key may not {'write' if write else 'read'} {ref.scope} memory '{ref.scope_id}'")
+    return ref
+
+
 class MemorySetView(APIView):
     def post(self, request):
         body = body_of(request)
         key = memory.check_key(body.get("key"))
-        ref = memory.write_ref(memory.check_scope(body.get("scope")), request.headers)
+        ref = permitted(request, memory.write_ref(memory.check_scope(body.get("scope")), request.headers), True)
         if body.get("data") is None:
             raise InvalidMemoryRequest("'data' is required and must not be null")
         entry = memory.set_entry(ref, key, body["data"], timezone.now())
@@ -50,7 +59,12 @@ class MemoryGetView(APIView):
         key = memory.check_key(body.get("key"))
         scope = memory.check_scope(body.get("scope"))
         refs = memory.read_refs(scope, request.headers)
-        entry = memory.get_entry(refs, key)
+        principal = principal_of(request)
+        # Without a scope the search skips the scopes this key may not read; with one it is a 403.
+        usable = [ref for ref in refs if access.may_use_memory(principal, ref.scope, ref.scope_id, False)]
+        if scope and not usable:
+            permitted(request, refs[0], False)
+        entry = memory.get_entry(usable, key)
         if entry is not None:
             return Response(entry_representation(entry))
         if scope:
@@ -62,7 +76,7 @@ class MemoryDeleteView(APIView):
     def post(self, request):
         body = body_of(request)
         key = memory.check_key(body.get("key"))
-        ref = memory.write_ref(memory.check_scope(body.get("scope")), request.headers)
+        ref = permitted(request, memory.write_ref(memory.check_scope(body.get("scope")), request.headers), True)
         memory.delete_entry(ref, key)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -72,5 +86,5 @@ class MemoryListView(APIView):
         scope = memory.check_scope(request.query_params.get("scope"))
         if scope is None:
             raise InvalidMemoryRequest("Scope parameter is required for listing memory")
-        entries = memory.list_entries(memory.explicit_ref(scope, request.headers))
+        entries = memory.list_entries(permitted(request, memory.explicit_ref(scope, request.headers), False))
         return Response([entry_representation(entry) for entry in entries])

@@ -19,11 +19,13 @@ from agentfield_project.parsers import loads
 from executions import services, waiting
 from executions.api.serializers import accepted_body, status_bodies, timestamp
 from executions.models import TERMINAL, Execution
+from nodes import policy
+from nodes.policy import Principal
 
 
-def _submit(target: str, raw: bytes, headers) -> tuple[Execution, str | None, bool]:
+def _submit(target: str, raw: bytes, headers, principal: Principal) -> tuple[Execution, str | None, bool]:
     submission = services.build_submission(target, loads(raw), headers)
-    return services.submit(submission, timezone.now())
+    return services.submit(submission, timezone.now(), principal)
 
 
 def _terminal(execution_id: str) -> dict | None:
@@ -42,7 +44,9 @@ async def execute_sync(request: HttpRequest, target: str) -> JsonResponse:
         return JsonResponse({"error": "method not allowed; use POST", "code": "method_not_allowed"}, status=405)
     try:
         raw = request.body
-        execution, webhook_error, _ = await sync_to_async(_submit)(target, raw, request.headers)
+        # The principal is set by nodes.middleware.ApiKeyMiddleware, which guards this plain view.
+        principal = getattr(request, "principal", policy.OPEN)
+        execution, webhook_error, _ = await sync_to_async(_submit)(target, raw, request.headers, principal)
         await release_request_thread()
         body = await waiting.wait_until(
             execution.id,

@@ -14,4 +14,5 @@ urlpatterns = [
     path("api/v1/executions/<str:execution_id>/status", views.CallbackView.as_view()),
     path("api/v1/executions/<str:execution_id>/cancel", views.CancelView.as_view()),
     path("api/v1/executions/<str:execution_id>/logs", views.LogsView.as_view()),
+    path("api/v1/executions/<str:execution_id>/webhook/redeliver", views.RedeliverView.as_view()),
 ]

@@ -14,11 +14,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentfield_project.postgres import availability
-from executions import callback_spool, callbacks, services, statuses
+from executions import access, callback_spool, callbacks, services, statuses
 from executions.api.serializers import accepted_body, status_bodies
 from executions.exceptions import ExecutionError
 from executions.models import Execution, Status
-from nodes import client
+from nodes import client, policy
+from nodes.auth import principal_of
+from webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +41,14 @@ class ExecuteAsyncView(APIView):
 
     def post(self, request, target: str):
         submission = services.build_submission(target, request.data, request.headers)
-        execution, webhook_error, created = services.submit(submission, timezone.now())
+        execution, webhook_error, created = services.submit(submission, timezone.now(), principal_of(request))
         return accepted_response(execution, webhook_error, created)
 
 
 class ExecutionDetailView(APIView):
     def get(self, request, execution_id: str):
         execution = services.get_execution(execution_id)
+        access.check(principal_of(request), execution, policy.may_read)
         return Response(status_bodies([execution])[execution.id])
 
 
@@ -79,7 +82,7 @@ class ExecutionListView(APIView):
     def get(self, request):
         limit = _int_param(request, "limit", 50, MAX_LIMIT) or 50
         offset = _int_param(request, "offset", 0, MAX_OFFSET)
-        executions = Execution.objects.all()
+        executions = access.visible(principal_of(request), Execution.objects.all())
         if state := request.query_params.get("status"):
             if state not in Status.values:
                 raise ValidationError({"status": f"must be one of {', '.join(Status.values)}"})
@@ -122,7 +125,8 @@ class BatchStatusView(APIView):
         limit = settings.AGENTFIELD_BATCH_STATUS_LIMIT
         if len(ids) > limit:
             raise ExecutionError(f"at most {limit} execution_ids per request (got {len(ids)})")
-        found = status_bodies(list(Execution.objects.filter(pk__in=set(ids))))
+        # Executions this key may not read are "not_found", like ids that do not exist.
+        found = status_bodies(list(access.visible(principal_of(request), Execution.objects.filter(pk__in=set(ids)))))
         missing = {"status": "not_found"}
         return Response({item: found.get(item) or {"execution_id": item, **missing} for item in ids})
 
@@ -132,12 +136,14 @@ class CallbackView(APIView):
 
     def post(self, request, execution_id: str):
         callback = callbacks.parse_callback(request.data)
+        principal = principal_of(request)
         try:
-            execution = callbacks.apply_callback(execution_id, callback, timezone.now())
+            execution = callbacks.apply_callback(execution_id, callback, timezone.now(), principal)
         except Exception as error:
-            # The SDK stops retrying after ~15 s: keep a terminal status for when the database is back.
+            # The SDK stops retrying after ~15 s: keep a terminal status for when the database is back
+            # (who sent it is kept too: it is checked when the callback is applied).
             if callback.status in statuses.TERMINAL and availability.is_unavailable(error):
-                callback_spool.keep(execution_id, request.data, timezone.now())
+                callback_spool.keep(execution_id, request.data, timezone.now(), principal)
             raise
         return Response(status_bodies([execution])[execution.id])
 
@@ -146,7 +152,7 @@ class CancelView(APIView):
     """POST /api/v1/executions/{id}/cancel: queued stops at once; running also asks the agent."""
 
     def post(self, request, execution_id: str):
-        execution, agent_url = callbacks.cancel(execution_id, timezone.now())
+        execution, agent_url = callbacks.cancel(execution_id, timezone.now(), principal_of(request))
         if agent_url:
             outcome = client.post_json(agent_url, {}, {"X-Execution-ID": execution.id}, timeout=5.0)
             logger.info("asked agent to cancel execution=%s answer=%s", execution.id, outcome.status_code)
@@ -155,13 +161,13 @@ class CancelView(APIView):
 
 class LogsView(APIView):
     def post(self, request, execution_id: str):
-        stored = callbacks.store_logs(execution_id, request.data, timezone.now())
+        stored = callbacks.store_logs(execution_id, request.data, timezone.now(), principal_of(request))
         return Response({"success": True, "stored": stored}, status=status.HTTP_202_ACCEPTED)
 
 
 class StepEventView(APIView):
     def post(self, request):
-        callbacks.store_step_event(request.data, timezone.now())
+        callbacks.store_step_event(request.data, timezone.now(), principal_of(request))
         return Response({"success": True})
 
 
@@ -170,6 +176,17 @@ class NoteView(APIView):
         execution_id = services.header(request.headers, "X-Execution-ID") or request.query_params.get(
             "execution_id", ""
         )
-        note = callbacks.store_note(execution_id, request.data, timezone.now())
+        note = callbacks.store_note(execution_id, request.data, timezone.now(), principal_of(request))
         body = {"message": note.message, "tags": note.data.get("tags", []), "timestamp": note.created_at.isoformat()}
         return Response({"success": True, "note": body, "message": "Note added successfully"})
+
+
+class RedeliverView(APIView):
+    """POST: send the execution's webhook again as a new attempt series with the same webhook-id."""
+
+    def post(self, request, execution_id: str):
+        principal = principal_of(request)
+        if not principal.is_admin:  # an admin may redeliver any delivery, whatever became of its execution
+            access.check(principal, services.get_execution(execution_id), policy.may_steer)
+        delivery = webhooks.redeliver(execution_id, timezone.now())
+        return Response({"status": "queued", "delivery_id": str(delivery.id)}, status=status.HTTP_202_ACCEPTED)

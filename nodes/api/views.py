@@ -18,6 +18,7 @@ from agentfield_project.postgres import availability
 from nodes import liveness, services
 from nodes.api import schema
 from nodes.api.serializers import RegistrationSerializer, beat_fields, node_representation
+from nodes.auth import principal_of
 from nodes.exceptions import NodeNotFound
 from nodes.models import Node
 
@@ -89,7 +90,7 @@ def register(request) -> Response:
         raise ValidationError("registration body must be a JSON object")
     serializer = RegistrationSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
-    node, restarted = services.register_node(serializer.validated_data, timezone.now())
+    node, restarted = services.register_node(serializer.validated_data, timezone.now(), principal_of(request))
     body = {
         "success": True,
         "message": "Node registered successfully",
@@ -120,7 +121,7 @@ class HeartbeatView(APIView):
     def post(self, request, node_id: str):
         lifecycle, instance_id = beat_fields(request.data)
         now = timezone.now()
-        services.record_heartbeat(node_id, instance_id, lifecycle, now)
+        services.record_heartbeat(node_id, instance_id, lifecycle, now, principal_of(request))
         return Response({"success": True, "message": "heartbeat received", "timestamp": now.isoformat()})
 
 
@@ -132,7 +133,7 @@ class ShutdownView(APIView):
         responses={202: schema.ShutdownAckSerializer, 404: schema.ErrorSerializer, **ERRORS},
     )
     def post(self, request, node_id: str):
-        services.shutdown(node_id, beat_fields(request.data)[1], timezone.now())
+        services.shutdown(node_id, beat_fields(request.data)[1], timezone.now(), principal_of(request))
         body = {
             "lease_seconds": 0,
             "next_lease_renewal": timezone.now().isoformat(),

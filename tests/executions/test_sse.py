@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from executions import events
 from executions.models import ExecutionEvent
+from nodes import policy
+from nodes.auth import issue_key
 from tests.processes import ROOT, base_env, http, wait_until
 from tests.sse_client import Stream
 
@@ -60,13 +62,18 @@ def staff(db_url) -> dict[str, str]:
     return session_cookie()
 
 
-def test_stream_is_refused_to_anonymous_and_non_staff_users(launch, db_url):
+def test_the_stream_follows_the_apis_rule_open_until_a_key_exists(launch, db_url):
     url = launch.server()
+    with Stream(url) as anonymous:  # no key exists yet: open, like every API route
+        assert anonymous.status == 200 and anonymous.next_frame().type == "connected"
+    _, client_key = issue_key("client", policy.CLIENT)
+    wait_until(lambda: http("GET", f"{url}/api/ui/v1/executions/events/stats")[0] == 401, timeout=15)
     status, body, _ = http("GET", f"{url}/api/ui/v1/executions/events")
     assert status == 401 and body["code"] == "not_authenticated"
     status, body, _ = http("GET", f"{url}/api/ui/v1/executions/events", headers=session_cookie("user", False))
-    assert status == 403 and body["error"] == "staff access required"
-    assert http("GET", f"{url}/api/ui/v1/executions/events/stats")[0] == 401
+    assert status == 401 and body["code"] == "not_authenticated"  # a session counts only for staff
+    status, body, _ = http("GET", f"{url}/api/ui/v1/executions/events", headers={"X-API-Key": client_key})
+    assert status == 403 and body["code"] == "permission_denied"  # every execution: admins and staff only
 
 
 def test_lifecycle_frames_from_another_process_arrive_in_order(launch, db_url, staff):

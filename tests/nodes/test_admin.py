@@ -62,7 +62,7 @@ def test_admin_requires_a_staff_login(client):
 
 
 def test_admin_creates_an_api_key_and_shows_it_only_once(staff_client, api):
-    response = staff_client.post("/admin/nodes/apikey/add/", {"name": "agents"})
+    response = staff_client.post("/admin/nodes/apikey/add/", {"name": "agents", "role": "agent", "node_ids": "[]"})
     assert response.status_code == 200
     page = response.content.decode()
     raw = page.split('<code id="api-key">')[1].split("</code>")[0]

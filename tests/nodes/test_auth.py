@@ -7,11 +7,11 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import RequestFactory, override_settings
 from django.utils import timezone
 
-from nodes import auth
+from nodes import auth, policy
 from nodes.models import ApiKey
 
 pytestmark = pytest.mark.django_db
@@ -131,24 +131,34 @@ def test_a_key_revoked_by_another_process_stops_working_after_the_cache_ttl(api)
 
 def test_authenticate_request_serves_plain_django_views():
     factory = RequestFactory()
-    assert auth.authenticate_request(factory.get("/api/ui/v1/executions/events")) is True
-    _, raw = auth.issue_key("dashboard")
-    assert auth.authenticate_request(factory.get("/x")) is False
-    assert auth.authenticate_request(factory.get("/x", headers={"X-API-Key": "afk_nope"})) is False
-    assert auth.authenticate_request(factory.get(f"/x?api_key={raw}")) is False
-    assert auth.authenticate_request(factory.get("/x", headers={"X-API-Key": raw})) is True
-    assert auth.authenticate_request(factory.get("/x", headers={"Authorization": f"bearer {raw}"})) is True
+    assert auth.authenticate_request(factory.get("/api/ui/v1/executions/events")) == policy.OPEN
+    key, raw = auth.issue_key("dashboard", policy.CLIENT)
+    assert auth.authenticate_request(factory.get("/x")) is None
+    assert auth.authenticate_request(factory.get("/x", headers={"X-API-Key": "afk_nope"})) is None
+    assert auth.authenticate_request(factory.get(f"/x?api_key={raw}")) is None
+    principal = auth.authenticate_request(factory.get("/x", headers={"X-API-Key": raw}))
+    assert (principal.key_id, principal.role) == (key.pk, policy.CLIENT)
+    assert auth.authenticate_request(factory.get("/x", headers={"Authorization": f"bearer {raw}"})) == principal
     response = auth.unauthorized_response()
     assert response.status_code == 401 and json.loads(response.content) == REFUSAL
 
 
 def test_create_api_key_prints_a_working_key_once(api, capsys):
-    call_command("create_api_key", "ci")
+    call_command("create_api_key", "ci", "--role", "agent", "--nodes", "echo,batch")
     out, err = capsys.readouterr()
     raw = out.strip()
     assert "shown only now" in err and raw not in err
-    assert ApiKey.objects.get(name="ci").key_hash == auth.hash_key(raw)
+    key = ApiKey.objects.get(name="ci")
+    assert (key.key_hash, key.role, key.node_ids) == (auth.hash_key(raw), "agent", ["echo", "batch"])
     assert register(api, **{"X-API-Key": raw}).status_code == 201
+
+
+def test_create_api_key_insists_on_a_role_and_reserves_nodes_only_for_agents():
+    with pytest.raises(CommandError):
+        call_command("create_api_key", "ci")
+    with pytest.raises(CommandError, match="--role agent"):
+        call_command("create_api_key", "ci", "--role", "client", "--nodes", "echo")
+    assert not ApiKey.objects.exists()
 
 
 def test_plain_django_views_under_the_api_are_guarded_too(api):
@@ -174,8 +184,8 @@ def test_a_staff_session_counts_for_plain_views_only_when_reading():
     reading.user = staff
     writing = RequestFactory().post("/api/v1/execute/a.b")
     writing.user = staff
-    assert auth.authenticate_request(reading) is True
-    assert auth.authenticate_request(writing) is False
+    assert auth.authenticate_request(reading) == policy.STAFF
+    assert auth.authenticate_request(writing) is None
 
 
 def test_the_middleware_guards_plain_async_views_under_the_ui_api_but_nothing_else():

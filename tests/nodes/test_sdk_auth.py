@@ -2,8 +2,9 @@
 
 import pytest
 
+from nodes import policy
 from nodes.auth import issue_key
-from nodes.models import ApiKey
+from nodes.models import ApiKey, Node
 from tests.processes import http, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +37,13 @@ def _wait_active(url: str, node_id: str, headers: dict) -> None:
     wait_until(active, timeout=60, message=f"{node_id} to register with its key")
 
 
-def test_executions_run_end_to_end_with_keys_required(launch):
-    """Status callbacks, logs and nested app.call traffic all carry the SDK's X-API-Key."""
-    _, raw = issue_key("agents")
-    headers = {"X-API-Key": raw}
+def test_executions_run_end_to_end_with_an_agent_key_and_a_client_key(launch):
+    """The SDK runs unchanged with an agent key: registration, heartbeats, memory, callbacks, logs and
+    nested app.call traffic all carry it; a client key fires the work and reads only its own."""
+    agent_key, raw = issue_key("agents", policy.AGENT)
+    _, client_raw = issue_key("ci", policy.CLIENT)
+    _, other_raw = issue_key("someone-else", policy.CLIENT)
+    headers = {"X-API-Key": client_raw}
     url = launch.server()
     launch.dispatcher()
     launch.agent("echo_agent.py", url, NODE_ID="echo", AGENTFIELD_API_KEY=raw)
@@ -47,6 +51,7 @@ def test_executions_run_end_to_end_with_keys_required(launch):
         launch.agent("fanout_agents.py", url, NODE_ID=node_id, AGENTFIELD_API_KEY=raw)
     for node_id in ("echo", "orchestrator", "finance", "research", "analytics"):
         _wait_active(url, node_id, headers)
+    assert set(Node.objects.values_list("owner_key_id", flat=True)) == {agent_key.pk}  # claimed by the agents' key
 
     status, _, _ = http("POST", f"{url}/api/v1/execute/async/echo.echo", {"input": {"message": "hi"}})
     assert status == 401
@@ -68,6 +73,16 @@ def test_executions_run_end_to_end_with_keys_required(launch):
     report = wait_until(lambda: finished(runs["orchestrator.generate_quarterly_report"]), timeout=90)
     assert report["status"] == "succeeded", report
     assert len(report["result"]["sections"]) == 3
+    # The children the orchestrator fired belong to the client's run; another client sees none of it.
+    parent = runs["orchestrator.generate_quarterly_report"]
+    children = http("GET", f"{url}/api/v1/executions?parent_execution_id={parent}", headers=headers)[1]
+    assert children["count"] == 3
+    other = {"X-API-Key": other_raw}
+    assert http("GET", f"{url}/api/v1/executions/{parent}", headers=other)[0] == 404
+    assert http("GET", f"{url}/api/v1/executions", headers=other)[1]["count"] == 0
+    # The client may not forge the agent's report.
+    forged = http("POST", f"{url}/api/v1/executions/{runs['echo.echo']}/status", {"status": "failed"}, headers)
+    assert forged[0] == 403
 
 
 def test_the_event_stream_accepts_an_api_key_and_refuses_like_every_route(launch):
