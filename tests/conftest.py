@@ -28,6 +28,17 @@ def _forget_api_keys():
 
 
 @pytest.fixture(autouse=True)
+def _database_watch_closed():
+    """A test that made the in-process server answer 503 leaves no open circuit to the next one."""
+    from agentfield_project.postgres import availability
+
+    yield
+    availability.web._down.clear()
+    availability.web.since = None
+    availability._last_failure = float("-inf")
+
+
+@pytest.fixture(autouse=True)
 def _spool_in_tmp(settings, tmp_path):
     """Callbacks a test makes the server keep go to the test's own directory, never to var/."""
     settings.AGENTFIELD_CALLBACK_SPOOL_DIR = str(tmp_path / "spool")

@@ -29,8 +29,14 @@ def node_active(url: str, node_id: str) -> bool:
 
 
 def fire(url: str, target: str, payload: dict, webhook: dict | None = None) -> str:
+    """POST an execution as a well-behaved client: a 503 (the database is away) is retried after a pause."""
     request = {"input": payload} | ({"webhook": webhook} if webhook else {})
-    status, body, _ = http("POST", f"{url}/api/v1/execute/async/{target}", request)
+    for _ in range(20):
+        status, body, headers = http("POST", f"{url}/api/v1/execute/async/{target}", request)
+        if status != 503:
+            break
+        assert body["code"] == "database_unavailable" and int(headers["Retry-After"]) > 0
+        time.sleep(1)
     assert status == 202, body
     return body["execution_id"]
 

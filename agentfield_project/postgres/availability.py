@@ -76,6 +76,17 @@ def discard_connections() -> None:
             conn.connection = None
 
 
+_last_failure = float("-inf")
+# After a failure every pooled connection is pinged before it is lent, for this long: the
+# database may have restarted, and each connection it dropped would otherwise fail a request.
+SUSPICIOUS_SECONDS = 30.0
+
+
+def failed_recently() -> bool:
+    """Whether this process saw the database fail in the last SUSPICIOUS_SECONDS."""
+    return time.monotonic() - _last_failure < SUSPICIOUS_SECONDS
+
+
 class Outage:
     """The state of the database as one process sees it: one log line per outage and per recovery."""
 
@@ -91,6 +102,8 @@ class Outage:
 
     def failed(self, error: BaseException) -> bool:
         """Record a failure; True when it starts an outage (and was logged)."""
+        global _last_failure
+        _last_failure = time.monotonic()
         with self._lock:
             self.failures += 1
             if self.since is not None:
@@ -118,12 +131,15 @@ class Watch(Outage):
     Requests only ever fail (they answer 503 and are gone); the watch is what notices the end of
     an outage, logs it, and runs the recovery hooks (the executions app replays the callbacks it
     had to refuse, see executions/callback_spool.py). `start()` also runs them once at start-up.
+    Only a failed ping opens the circuit: a request that failed on a pooled connection the
+    database had dropped (right after a restart) is not an outage if the ping then answers.
     """
 
     def __init__(self, who: str) -> None:
         super().__init__(who)
         self.hooks: list[Callable[[], object]] = []
         self._thread: threading.Thread | None = None
+        self._down = threading.Event()
 
     def on_recovery(self, hook: Callable[[], object]) -> None:
         if hook not in self.hooks:
@@ -136,12 +152,12 @@ class Watch(Outage):
         return started
 
     def circuit_open(self) -> bool:
-        """Whether new connections should fail at once: an outage is on and this is not the watch's ping.
+        """Whether new connections should fail at once: a ping failed, and this is not the watch's next one.
 
         Without it every request of an outage would wait out the pool's timeout (seconds) for a
         connection that cannot come; the watch notices the recovery within a couple of seconds.
         """
-        return self.since is not None and threading.current_thread() is not self._thread
+        return self._down.is_set() and threading.current_thread() is not self._thread
 
     def start(self) -> None:
         """Ping the database from a background thread until it answers, then run the hooks (once)."""
@@ -153,9 +169,11 @@ class Watch(Outage):
 
     def _run(self) -> None:
         attempts = 0
-        while not _ping():
+        while _ping() is False:
+            self._down.set()
             attempts += 1
             time.sleep(backoff_seconds(attempts, cap=WATCH_INTERVAL_CAP_SECONDS))
+        self._down.clear()
         self.recovered()
         for hook in list(self.hooks):
             try:
@@ -166,15 +184,17 @@ class Watch(Outage):
                 discard_connections()
 
 
-def _ping() -> bool:
+def _ping() -> bool | None:
+    """True when the database answers, False when it is unavailable, None when this process cannot tell."""
     try:
         with connections["default"].cursor() as cursor:
             cursor.execute("SELECT 1")
         return True
-    except Exception as error:  # noqa: BLE001 - anything but an answer means "not yet"
-        if not is_unavailable(error):
-            logger.warning("database ping failed: %s", _first_line(error))
-        return False
+    except Exception as error:  # noqa: BLE001 - anything but an answer is judged below
+        if is_unavailable(error):
+            return False
+        logger.warning("database ping failed: %s", _first_line(error))
+        return None
     finally:
         discard_connections()
 

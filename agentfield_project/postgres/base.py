@@ -4,8 +4,9 @@ fails at once while this process knows the database is away (availability.Watch)
 With a pool, Django's CONN_HEALTH_CHECKS makes psycopg_pool run an empty query every time it
 lends a connection: under load one extra round trip per request, for a connection that answered
 a moment ago. Here a connection is pinged only when it has not been lent for
-AGENTFIELD_DB_CHECK_IDLE_SECONDS (or looks broken); one lent more recently is trusted, and if the
-server dropped it in between, that one request fails and the pool discards the connection.
+AGENTFIELD_DB_CHECK_IDLE_SECONDS (or looks broken, or the database failed in this process a
+moment ago: it may have restarted and dropped them all); one lent more recently is trusted, and if
+the server dropped it in between, that one request fails and the pool discards the connection.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def check_connection(conn: Connection) -> None:
     """Raise unless `conn` is usable; ping the server only after an idle spell."""
     now = time.monotonic()
     lent_at = getattr(conn, LENT_AT, None)
-    if conn.broken or lent_at is None or now - lent_at >= settings.AGENTFIELD_DB_CHECK_IDLE_SECONDS:
+    idle = lent_at is None or now - lent_at >= settings.AGENTFIELD_DB_CHECK_IDLE_SECONDS
+    if conn.broken or idle or availability.failed_recently():
         ConnectionPool.check_connection(conn)
     setattr(conn, LENT_AT, now)
 

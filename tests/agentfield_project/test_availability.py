@@ -9,7 +9,7 @@ from psycopg import errors
 from psycopg_pool import PoolTimeout
 
 from agentfield_project.postgres.availability import Outage, backoff_seconds, is_unavailable
-from tests.processes import free_port
+from tests.processes import free_port, wait_until
 
 
 def test_a_refused_connection_is_unavailable():
@@ -77,3 +77,17 @@ def test_the_back_off_grows_with_failures_and_stays_under_its_cap():
     assert all(0.25 <= backoff_seconds(1) <= 0.5 for _ in range(50))
     assert all(0.25 <= backoff_seconds(20, cap=3.0) <= 3.0 for _ in range(50))
     assert max(backoff_seconds(4) for _ in range(200)) > 1.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_request_while_the_database_answers_opens_no_circuit(caplog):
+    # Right after a restart a pooled connection the server dropped fails one request: the watch's
+    # ping answers, so nothing else is refused.
+    from agentfield_project.postgres.availability import Watch
+
+    watch = Watch("test-server")
+    replayed = []
+    watch.on_recovery(lambda: replayed.append(True))
+    assert watch.failed(psycopg.OperationalError("server closed the connection unexpectedly"))
+    wait_until(lambda: not watch.ongoing, timeout=20, message="the watch to see the database answer")
+    assert not watch.circuit_open() and replayed == [True]

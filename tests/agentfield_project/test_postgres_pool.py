@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from django.db import connection
 
+from agentfield_project.postgres.availability import Outage
 from agentfield_project.postgres.base import check_connection
 
 
@@ -42,6 +44,17 @@ def test_a_broken_connection_is_always_pinged(settings):
     conn.broken = True
     check_connection(conn)
     assert conn.pings == 2
+
+
+def test_after_a_database_failure_every_connection_is_pinged_before_it_is_lent(settings):
+    # The database may have restarted: each connection it dropped would otherwise fail a request.
+    settings.AGENTFIELD_DB_CHECK_IDLE_SECONDS = 60
+    conn = FakeConnection()
+    check_connection(conn)
+    Outage("test").failed(psycopg.OperationalError("server closed the connection unexpectedly"))
+    check_connection(conn)
+    check_connection(conn)
+    assert conn.pings == 3
 
 
 @pytest.mark.django_db
