@@ -160,8 +160,11 @@ LOGIN_URL = "/admin/login/"
 # all decrypt. Empty: derived from SECRET_KEY (development only).
 AGENTFIELD_SECRET_KEYS = env.list("AGENTFIELD_SECRET_KEYS", default=[])
 
-# Request bodies: a checkpoint of a growing `results` list must fit; anything larger is a 413.
+# Request bodies: a checkpoint of a growing `results` list must fit; anything larger is a 413,
+# refused before it is read (agentfield_project/intake.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("AGENTFIELD_MAX_BODY_BYTES", default=16 * 1024 * 1024)
+# A request's line, headers and body must arrive within this; a slower one is answered 408 and closed.
+AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS = env.float("AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS", default=60.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

@@ -6,4 +6,9 @@ class NodesConfig(AppConfig):
     verbose_name = "Agent nodes"
 
     def ready(self) -> None:
+        from agentfield_project import intake
+        from nodes import auth
         from nodes.api import schema  # noqa: F401 - registers the API-key scheme with drf-spectacular
+
+        # The server refuses a body sent without credentials before reading it (intake.py).
+        intake.credentials = auth.credentials_without_database

@@ -111,6 +111,28 @@ def _active_keys() -> _Snapshot:
     return snapshot
 
 
+def credentials_without_database(raw: str | None, has_session: bool) -> bool | None:
+    """Whether a request may send a body, from this process's cached key set alone (no query).
+
+    True: no key exists, or `raw` is an active key. False: keys are required and none came (or,
+    per a fresh key set, a wrong one). None when it cannot tell: no key set read yet, a key the
+    cached set may be too old to know, or a session that Django must check.
+    """
+    snapshot = _snapshot
+    if snapshot is None:
+        return None
+    fresh = time.monotonic() - snapshot.loaded_at <= settings.AGENTFIELD_API_KEY_CACHE_SECONDS
+    if not snapshot.hashes:
+        return True if fresh else None
+    if has_session:
+        return None
+    if raw is None:
+        return False  # keys exist (they are revoked one by one, rarely all at once): no credentials at all
+    if hash_key(raw) in snapshot.hashes:
+        return True
+    return False if fresh else None
+
+
 def keys_required() -> bool:
     """Whether at least one active key exists (cached for AGENTFIELD_API_KEY_CACHE_SECONDS)."""
     return bool(_active_keys().hashes)

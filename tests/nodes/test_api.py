@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from agentfield_project.server import daphne_command
 from nodes import services
 from nodes.models import Node, NodeInstance
 from tests.processes import Process, base_env, free_port, http, wait_until
@@ -232,7 +232,7 @@ def test_health_answers_200_while_the_database_responds(api):
 def test_health_answers_503_when_the_database_is_unreachable(log_dir):
     """A real server whose DATABASE_URL points at a closed port still answers, with 503."""
     db_port, port = free_port(), free_port()
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "agentfield_project.asgi:application"]
+    args = daphne_command("-b", "127.0.0.1", "-p", str(port))
     server = Process("daphne", args, base_env(f"postgres://postgres@127.0.0.1:{db_port}/nowhere"), log_dir)
     try:
 

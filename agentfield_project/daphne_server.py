@@ -1,0 +1,124 @@
+"""daphne with the request intake of agentfield_project/intake.py and an access log without credentials.
+
+`python -m agentfield_project.daphne_server` takes daphne's own arguments. Its server differs
+from daphne's in three ways:
+- each request is judged (`intake.verdict`) once its headers are in, before Twisted buffers its
+  body: too large (declared or counted) is a 413, a body without credentials a 401, both JSON,
+  and the connection is closed without reading the rest;
+- a request whose line, headers and body take longer than AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS
+  is answered 408 and closed (a client trickling bytes cannot hold a connection forever);
+- the access log line is redacted (agentfield_project/redaction.py): a key sent in a query string
+  never reaches the log.
+
+daphne offers no hook for the request class of its HTTP factory; `GuardedServer.run` gives it
+one by installing `GuardedHTTPFactory` under the name daphne's `Server.run` builds. The tests
+(tests/agentfield_project/test_daphne_server.py) fail if a new daphne stops using it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from daphne import server as daphne_server
+from daphne.cli import CommandLineInterface
+from daphne.http_protocol import HTTPFactory, WebRequest
+from django.conf import settings
+from twisted.internet import reactor
+
+from agentfield_project import intake
+from agentfield_project.redaction import redact
+
+
+class GuardedRequest(WebRequest):
+    """daphne's request, judged before its body is read and bounded in how long it may take to arrive."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._refused = False
+        self._received = 0
+        # Created when the request line arrives: the deadline covers the headers and the body.
+        self._deadline = reactor.callLater(settings.AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS, self._too_slow)
+        super().__init__(*args, **kwargs)
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
+        headers = {name.lower(): values[-1] for name, values in self.requestHeaders.getAllRawHeaders()}
+        refusal = intake.verdict(getattr(self.channel, "_path", b""), headers, length)
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            self._refuse(intake.too_large())
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802
+        self._stop_deadline()
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def connectionLost(self, reason) -> None:  # noqa: N802
+        self._stop_deadline()
+        super().connectionLost(reason)
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self._refused:
+            self._refuse(intake.too_slow())
+
+    def _refuse(self, refusal: intake.Refusal) -> None:
+        """Answer `refusal` and close the connection; whatever else the client sends is dropped."""
+        self._refused = True
+        self._stop_deadline()
+        self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after our answer
+        self.channel.transport.write(refusal.response())
+        self.channel.transport.loseConnection()
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+
+class GuardedHTTPFactory(HTTPFactory):
+    def buildProtocol(self, addr):  # noqa: N802
+        protocol = super().buildProtocol(addr)
+        protocol.requestFactory = GuardedRequest
+        return protocol
+
+
+class RedactedAccessLog:
+    """daphne's access log with credentials taken out of each request line."""
+
+    def __init__(self, log) -> None:
+        self.log = log
+
+    def __call__(self, protocol, action, details) -> None:
+        if "path" in details:
+            details = {**details, "path": redact(details["path"])}
+        self.log(protocol, action, details)
+
+
+class GuardedServer(daphne_server.Server):
+    def __init__(self, *args, action_logger=None, **kwargs) -> None:
+        super().__init__(*args, action_logger=RedactedAccessLog(action_logger) if action_logger else None, **kwargs)
+
+    def run(self) -> None:
+        daphne_server.HTTPFactory = GuardedHTTPFactory  # the factory Server.run builds (see the docstring)
+        super().run()
+
+
+class GuardedCommandLine(CommandLineInterface):
+    server_class = GuardedServer
+
+
+def main(argv: list[str] | None = None) -> None:
+    GuardedCommandLine().run(sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()

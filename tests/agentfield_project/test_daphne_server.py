@@ -1,0 +1,117 @@
+"""The server judges a request before it reads its body, bounds how long it may take, redacts its log.
+
+Each test talks raw HTTP to a real server (agentfield_project/daphne_server.py) so that it can
+stop sending: an answer that arrives while most of the body is still unsent proves the body was
+not read first.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from nodes import policy
+from nodes.auth import issue_key
+from tests.processes import http, wait_until
+
+pytestmark = pytest.mark.e2e
+
+GIB = 1024**3
+
+
+def connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=15)
+    return sock
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict, bytes]:
+    """Read one response (the server closes the connection after a refusal)."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        raw += chunk
+    head, _, body = raw.partition(b"\r\n\r\n")
+    length = int(
+        next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(head.split(b" ")[1]), json.loads(body[:length]), head
+
+
+def send_head(sock: socket.socket, method: str, path: str, headers: dict[str, str]) -> None:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+
+
+@pytest.fixture
+def keyed_server(launch, db_url):
+    """A server where keys are required; returns its URL and a valid key (its key set is warm)."""
+    _, raw = issue_key("ops", policy.ADMIN)
+    url = launch.server(AGENTFIELD_MAX_BODY_BYTES=1024 * 1024, AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS=3)
+    assert http("GET", f"{url}/api/v1/nodes", headers={"X-API-Key": raw})[0] == 200
+    return url, raw
+
+
+def test_a_declared_gigabyte_is_refused_before_a_byte_of_it_is_read(keyed_server):
+    url, key = keyed_server
+    with connect(url) as sock:
+        send_head(sock, "POST", "/api/v1/memory/set", {"X-API-Key": key, "Content-Length": str(GIB),
+                                                        "Content-Type": "application/json"})  # fmt: skip
+        status, body, head = read_answer(sock)
+    assert (status, body["code"]) == (413, "payload_too_large")
+    assert b"connection: close" in head.lower()
+
+
+def test_a_body_without_credentials_is_refused_before_it_is_read(keyed_server):
+    url, _ = keyed_server
+    with connect(url) as sock:
+        send_head(sock, "POST", "/api/v1/execute/async/any.thing", {"Content-Length": "100000",
+                                                                     "Content-Type": "application/json"})  # fmt: skip
+        status, body, _ = read_answer(sock)
+    assert (status, body["code"]) == (401, "not_authenticated")
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit(keyed_server):
+    url, key = keyed_server
+    chunk = b"x" * 65536
+    sent = 0
+    with connect(url) as sock:
+        send_head(sock, "POST", "/api/v1/memory/set", {"X-API-Key": key, "Transfer-Encoding": "chunked"})
+        try:
+            for _ in range(64):  # 4 MiB offered against a 1 MiB limit
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+        except OSError:
+            pass  # the server answered and closed the connection
+        status, body, _ = read_answer(sock)
+    assert (status, body["code"]) == (413, "payload_too_large")
+    assert sent < 4 * 1024 * 1024
+
+
+def test_a_request_that_trickles_in_is_answered_408_and_closed(keyed_server):
+    url, key = keyed_server
+    with connect(url) as sock:
+        sock.sendall(b"POST /api/v1/memory/set HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and then nothing
+        status, body, _ = read_answer(sock)
+    assert (status, body["code"]) == (408, "request_timeout")
+
+
+def test_normal_requests_still_pass_and_a_key_in_the_query_string_is_not_logged(launch, keyed_server):
+    url, key = keyed_server
+    status, answer, _ = http("POST", f"{url}/api/v1/memory/set", {"key": "k", "data": 1, "scope": "global"},
+                             {"X-API-Key": key})  # fmt: skip
+    assert status == 200 and answer["data"] == 1
+    assert http("GET", f"{url}/api/v1/nodes?api_key={key}")[0] == 401  # never read from the query string
+    time.sleep(0.5)
+    log = wait_until(lambda: (text := launch.server_process.output()) and "/api/v1/nodes?api_key=" in text and text)
+    assert key not in log and "api_key=[REDACTED]" in log
