@@ -27,12 +27,14 @@ install-dev: $(VENV)/.installed-dev
 # The development server: daphne on $(HOST):$(PORT) (via `manage.py serve`, which refuses a
 # public HOST until an API key exists) plus one dispatcher; Ctrl-C stops both, and so does
 # either one exiting.
-# Webhooks may reach loopback receivers here (production refuses non-public addresses).
+# Webhooks may reach loopback receivers here, and agents may live on loopback and private networks
+# (production refuses non-public addresses for both unless they are listed).
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_dev_admin
 	@echo "Control plane on http://$(HOST):$(PORT)/  (dashboard: /dashboard/, admin: /admin/)"
 	@export AGENTFIELD_WEBHOOK_ALLOWED_CIDRS="$${AGENTFIELD_WEBHOOK_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"; \
+	export AGENTFIELD_AGENT_ALLOWED_CIDRS="$${AGENTFIELD_AGENT_ALLOWED_CIDRS:-127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7}"; \
 	trap 'kill -TERM $$server $$dispatcher 2>/dev/null; wait $$server $$dispatcher; exit 130' INT TERM; \
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) & server=$$!; \
 	$(PY) manage.py run_dispatcher & dispatcher=$$!; \

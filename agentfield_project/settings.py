@@ -239,6 +239,9 @@ AGENTFIELD_EXECUTION_RETRY_BASE_SECONDS = env.float("AGENTFIELD_EXECUTION_RETRY_
 AGENTFIELD_EXECUTION_RETRY_CAP_SECONDS = env.float("AGENTFIELD_EXECUTION_RETRY_CAP_SECONDS", default=60.0)
 # How long an execution whose agent died may wait for its node to come back before it fails.
 AGENTFIELD_LOST_EXECUTION_GRACE_SECONDS = env.float("AGENTFIELD_LOST_EXECUTION_GRACE_SECONDS", default=300.0)
+# Networks agents may be reached on although they are not public (agents live on private
+# networks: list them). Link-local and metadata addresses are refused whatever this says.
+AGENTFIELD_AGENT_ALLOWED_CIDRS = env.list("AGENTFIELD_AGENT_ALLOWED_CIDRS", default=[])
 # Timeout of the dispatch POST to an agent (an SDK agent answers 202 at once).
 AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS = env.float("AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS", default=30.0)
 # How long a claim leases an execution before another dispatcher may take it (at least the call timeout).

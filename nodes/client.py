@@ -8,7 +8,9 @@ library's `http.client` rather than `requests`: measured against the bench's stu
 
 from __future__ import annotations
 
+import functools
 import http.client
+import ipaddress
 import json
 import select
 import socket
@@ -18,6 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from agentfield_project import netguard
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_CONNECT_SECONDS = 5.0
@@ -64,6 +70,69 @@ class InvalidAgentUrl(ValueError):
     pass
 
 
+class RefusedAgentAddress(InvalidAgentUrl):
+    """The agent's address is not one the control plane may connect to (AGENTFIELD_AGENT_ALLOWED_CIDRS)."""
+
+
+def agent_address(host: str, port: int) -> str:
+    """The address to connect to for an agent at `host`: resolved, checked, pinned (raises if refused).
+
+    Agents live on private networks, so the operator lists theirs in AGENTFIELD_AGENT_ALLOWED_CIDRS;
+    public addresses are allowed too; link-local and metadata addresses never (agentfield_project/netguard.py).
+    The connection goes to the address checked here, not to whatever the name resolves to later.
+    """
+    allowed = _allowed_networks(tuple(settings.AGENTFIELD_AGENT_ALLOWED_CIDRS))
+    addresses = _resolve(host, port)
+    chosen = netguard.choose(addresses, allowed, netguard.NEVER_AGENTS)
+    if chosen is None:
+        raise RefusedAgentAddress(
+            f"{host} resolves only to addresses agents may not use ({', '.join(addresses)}); "
+            "allow the agents' network in AGENTFIELD_AGENT_ALLOWED_CIDRS"
+        )
+    return chosen
+
+
+@functools.lru_cache(maxsize=8)
+def _allowed_networks(cidrs: tuple[str, ...]) -> tuple[netguard.IPNetwork, ...]:
+    return netguard.parse_networks(cidrs, "AGENTFIELD_AGENT_ALLOWED_CIDRS")
+
+
+_resolved: dict[tuple[str, int], tuple[list[str], float]] = {}
+RESOLVE_TTL_SECONDS = 30.0
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """The host's addresses (an IP literal is its own), cached briefly: dispatch is a hot path."""
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        pass
+    cached = _resolved.get((host, port))
+    if cached is not None and time.monotonic() < cached[1]:
+        return cached[0]
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise InvalidAgentUrl(f"could not resolve {host}: {exc}") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if len(_resolved) > 1024:
+        _resolved.clear()
+    _resolved[(host, port)] = (addresses, time.monotonic() + RESOLVE_TTL_SECONDS)
+    return addresses
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to a checked address, with TLS verified for the agent's host name."""
+
+    def __init__(self, address: str, port: int, server_hostname: str, **kwargs: Any) -> None:
+        super().__init__(address, port, **kwargs)
+        self.server_hostname = server_hostname
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.server_hostname)
+
+
 def post_json(url: str, body: Any, headers: dict[str, str], timeout: float) -> AgentCallResult:
     """POST `body` as JSON to an agent; never raises for network or HTTP failures."""
     started = time.monotonic()
@@ -84,8 +153,13 @@ def _post(url: str, data: bytes, headers: dict[str, str], timeout: float) -> tup
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidAgentUrl(f"not an http(s) URL: {url[:200]!r}")
-    key = (parts.scheme, parts.netloc)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise InvalidAgentUrl(f"invalid port in {url[:200]!r}") from exc
+    key = (parts.scheme, parts.hostname, port, agent_address(parts.hostname, port))
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {**headers, "Host": parts.netloc}  # the name the agent knows itself by, not the pinned address
     connection, reused = _connection(key, timeout)
     try:
         return _exchange(connection, path, data, headers)
@@ -114,14 +188,17 @@ def _exchange(connection: http.client.HTTPConnection, path: str, data: bytes, he
     return response.status, raw
 
 
-def _connections() -> dict[tuple[str, str], http.client.HTTPConnection]:
+ConnectionKey = tuple[str, str, int, str]  # scheme, host name, port, the checked address
+
+
+def _connections() -> dict[ConnectionKey, http.client.HTTPConnection]:
     pool = getattr(_local, "connections", None)
     if pool is None:
         pool = _local.connections = {}
     return pool
 
 
-def _connection(key: tuple[str, str], timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+def _connection(key: ConnectionKey, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
     """This thread's connection to `key`, connected; and whether it was used before."""
     pool = _connections()
     connection = pool.get(key)
@@ -130,12 +207,13 @@ def _connection(key: tuple[str, str], timeout: float) -> tuple[http.client.HTTPC
         return connection, True
     if connection is not None:
         connection.close()
-    scheme, netloc = key
+    scheme, host, port, address = key
     connect_timeout = min(MAX_CONNECT_SECONDS, timeout)
     if scheme == "https":
-        connection = http.client.HTTPSConnection(netloc, timeout=connect_timeout, context=ssl.create_default_context())
+        context = ssl.create_default_context()
+        connection = _PinnedHTTPSConnection(address, port, host, timeout=connect_timeout, context=context)
     else:
-        connection = http.client.HTTPConnection(netloc, timeout=connect_timeout)
+        connection = http.client.HTTPConnection(address, port, timeout=connect_timeout)
     pool.pop(key, None)
     if len(pool) >= MAX_CONNECTIONS_PER_THREAD:  # agents that moved away: forget the oldest
         pool.pop(next(iter(pool))).close()
@@ -146,7 +224,7 @@ def _connection(key: tuple[str, str], timeout: float) -> tuple[http.client.HTTPC
     return connection, False
 
 
-def _discard(key: tuple[str, str]) -> None:
+def _discard(key: ConnectionKey) -> None:
     connection = _connections().pop(key, None)
     if connection is not None:
         connection.close()

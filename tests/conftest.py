@@ -39,9 +39,11 @@ def _database_watch_closed():
 
 
 @pytest.fixture(autouse=True)
-def _spool_in_tmp(settings, tmp_path):
-    """Callbacks a test makes the server keep go to the test's own directory, never to var/."""
+def _test_settings(settings, tmp_path):
+    """Callbacks a test makes the server keep go to the test's own directory, never to var/; and the
+    tests' agents live on loopback (like `make run`, which also allows the private networks)."""
     settings.AGENTFIELD_CALLBACK_SPOOL_DIR = str(tmp_path / "spool")
+    settings.AGENTFIELD_AGENT_ALLOWED_CIDRS = ["127.0.0.0/8", "::1/128"]
 
 
 @pytest.fixture

@@ -131,6 +131,7 @@ def base_env(db_url: str, **settings: Any) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
             "LITELLM_LOCAL_MODEL_COST_MAP": "True",
             "AGENTFIELD_WEBHOOK_ALLOWED_CIDRS": "127.0.0.1/32",
+            "AGENTFIELD_AGENT_ALLOWED_CIDRS": "127.0.0.0/8",
         }
     )
     env.update({key: str(value) for key, value in settings.items()})

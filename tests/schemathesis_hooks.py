@@ -40,12 +40,25 @@ def filter_query(context, query) -> bool:
 SCOPE_HEADERS = {"workflow": "X-Workflow-ID", "session": "X-Session-ID", "actor": "X-Actor-ID"}
 
 
+REGISTRATION_PATHS = ("/api/v1/nodes", "/api/v1/nodes/register")
+
+
 @schemathesis.hook
 def map_case(context, case):
-    """A `workflow`/`session`/`actor` memory scope needs its id header: send one when it is missing.
+    """Fill in what OpenAPI cannot state, so a schema-valid request is a valid one.
 
-    OpenAPI cannot say "this header is required when that body field has this value".
+    - A `workflow`/`session`/`actor` memory scope needs its id header: send one when it is missing.
+    - A node's `base_url` host must resolve to an address agents may use (the server's
+      AGENTFIELD_AGENT_ALLOWED_CIDRS): the generated host is replaced by a loopback address and
+      the generated path kept.
     """
+    if case.path in REGISTRATION_PATHS and case.method == "POST" and isinstance(case.body, dict):
+        url = case.body.get("base_url")
+        if isinstance(url, str) and "://" in url:
+            rest = url.split("://", 1)[1]
+            path = rest[rest.index("/") :] if "/" in rest else ""
+            case.body = {**case.body, "base_url": "http://127.0.0.1:9" + path}
+        return case
     if not case.path.startswith("/api/v1/memory/"):
         return case
     scope = case.query.get("scope") if case.query else None

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, register
 
-from webhooks import guard
+from agentfield_project import netguard as guard
 
 
 @register()

@@ -24,7 +24,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
-from webhooks import guard
+from agentfield_project import netguard as guard
 
 USER_AGENT = "AgentField-Webhooks/0.1"
 

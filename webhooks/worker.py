@@ -20,7 +20,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from agentfield_project import crypto
-from webhooks import guard, queue, retry, signing, transport
+from agentfield_project import netguard as guard
+from webhooks import queue, retry, signing, transport
 from webhooks.exceptions import StaleLease
 from webhooks.models import Delivery
 

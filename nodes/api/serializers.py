@@ -10,6 +10,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from nodes import client
 from nodes.models import Node, NodeInstance
 
 
@@ -55,7 +56,7 @@ NODE_ID_PATTERN = r"^[^./\x00-\x20](?:[^./\x00-\x1f]*[^./\x00-\x20])?$"
 BASE_URL_PATTERN = (
     r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=-]+"
     r"(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
-    r"(?:[/?#][^\x00-\x20]*)?$"
+    r"(?:/[^\x00-\x20?#]*)?$"
 )
 
 
@@ -102,8 +103,15 @@ class RegistrationSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"must use http or https, got: {parts.scheme or 'no scheme'}")
         if not parts.hostname:
             raise serializers.ValidationError("must include a host")
+        if "?" in value or "#" in value:
+            # `{base_url}/reasoners/{name}` must stay a path under it: a query would swallow it.
+            raise serializers.ValidationError("must not contain a query string or a fragment")
         if not re.fullmatch(BASE_URL_PATTERN, value):
             raise serializers.ValidationError("must be an http(s) URL with a plain host name (no user, no spaces)")
+        try:
+            client.agent_address(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        except client.InvalidAgentUrl as exc:
+            raise serializers.ValidationError(str(exc)) from None
         return value.rstrip("/")
 
 

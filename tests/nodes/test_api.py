@@ -271,9 +271,36 @@ def test_registration_rejects_inputs_schemathesis_found(api, overrides, message)
     assert not Node.objects.exists()
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8001", "HTTPS://agent.example:443/base?x#y", "http://a_b.local"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8001", "HTTPS://LOCALHOST:443/base/", "http://127.1:8001/x"])
 def test_registration_accepts_unusual_but_valid_base_urls(api, url):
     assert post_json(api, REGISTER, registration(base_url=url)).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "message"),
+    [
+        ("http://169.254.169.254/", ["0.0.0.0/0"], "agents may not use (169.254.169.254)"),
+        ("http://169.254.1.1:80/", ["169.254.0.0/16"], "agents may not use (169.254.1.1)"),  # listed, still not
+        ("http://2130706433:8001/", [], "agents may not use (127.0.0.1)"),  # an integer spelling of loopback
+        ("http://127.0.0.1:8001/", [], "agents may not use (127.0.0.1)"),  # loopback is not listed
+        ("http://10.1.2.3:8001/", ["127.0.0.0/8"], "agents may not use (10.1.2.3)"),
+        ("http://127.0.0.1:8001/internal/secret?", ["127.0.0.0/8"], "query string or a fragment"),
+        ("http://127.0.0.1:8001/x#frag", ["127.0.0.0/8"], "query string or a fragment"),
+        ("http://user:pw@127.0.0.1:8001/", ["127.0.0.0/8"], "no user"),
+        ("http://no-such-host.invalid/", ["0.0.0.0/0"], "could not resolve no-such-host.invalid"),
+    ],
+)
+def test_registration_refuses_agent_urls_the_control_plane_must_not_call(api, settings, url, allowed, message):
+    settings.AGENTFIELD_AGENT_ALLOWED_CIDRS = allowed
+    response = post_json(api, REGISTER, registration(base_url=url))
+    assert response.status_code == 400 and message in response.json()["error"], response.json()
+    assert not Node.objects.exists()
+
+
+def test_an_agent_on_a_listed_private_network_or_a_public_address_is_accepted(api, settings):
+    settings.AGENTFIELD_AGENT_ALLOWED_CIDRS = ["10.0.0.0/8"]
+    assert post_json(api, REGISTER, registration(base_url="http://10.1.2.3:8001")).status_code == 201
+    assert post_json(api, REGISTER, registration(id="pub", base_url="http://93.184.216.34:80")).status_code == 201
 
 
 def test_node_list_rejects_a_show_all_that_is_not_a_boolean(api):

@@ -202,3 +202,26 @@ def test_a_base_url_that_is_not_http_is_a_failure_value(url):
     result = client.post_json(url, {}, {}, 5)
     assert result.status_code is None
     assert result.error.startswith("agent call failed: InvalidAgentUrl")
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://169.254.169.254/latest/meta-data", ["0.0.0.0/0"]),  # metadata: never, even when listed
+        ("http://2130706433:9/reasoners/r", []),  # loopback spelled as an integer, not listed
+        ("http://10.9.8.7:9/reasoners/r", ["127.0.0.0/8"]),
+    ],
+)
+def test_an_address_agents_may_not_use_is_refused_before_any_connection(settings, url, allowed):
+    settings.AGENTFIELD_AGENT_ALLOWED_CIDRS = allowed
+    result = client.post_json(url, {}, {}, timeout=2)
+    assert result.status_code is None and "agents may not use" in result.error
+
+
+def test_the_connection_goes_to_the_checked_address_and_keeps_the_agents_host_name(raw_server):
+    server = raw_server(answer(200, b"{}"))
+    port = int(server.url.rsplit(":", 1)[1])
+    assert client.agent_address("localhost", port) in ("127.0.0.1", "::1")
+    result = client.post_json(f"http://localhost:{port}/reasoners/r", {}, {}, timeout=5)
+    assert result.status_code == 200
+    assert dict(_headers(server.requests[0].partition(b"\r\n\r\n")[0]))["host"] == f"localhost:{port}"

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from urllib3.util import connection as urllib3_connection
 
+from agentfield_project import netguard as guard
 from tests.webhooks.receiver import Receiver
-from webhooks import guard, transport
+from webhooks import transport
 
 LOOPBACK = guard.parse_networks(["127.0.0.1/32"])
 

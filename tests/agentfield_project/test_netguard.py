@@ -1,6 +1,6 @@
 import pytest
 
-from webhooks import guard
+from agentfield_project import netguard as guard
 
 LOOPBACK_ONLY = guard.parse_networks(["127.0.0.1/32"])
 

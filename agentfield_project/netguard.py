@@ -1,8 +1,11 @@
-"""Which addresses a webhook may connect to (pure; no Django, no I/O).
+"""Which addresses the control plane may connect to: webhook receivers and agents (pure; no Django, no I/O).
 
-Only public unicast addresses, unless an operator-allowed network contains the address. The check
-runs on the addresses DNS returned, and the transport connects to the one that passed, so a name
-that later re-resolves elsewhere (DNS rebinding) cannot redirect the connection.
+Only public unicast addresses, unless an operator-allowed network contains the address: webhooks
+use AGENTFIELD_WEBHOOK_ALLOWED_CIDRS, agents (which live on private networks) their own
+AGENTFIELD_AGENT_ALLOWED_CIDRS. Link-local and cloud metadata addresses are never an agent's,
+whatever the allow-list says. The check runs on the addresses DNS returned, and the caller
+connects to the one that passed, so a name that later re-resolves elsewhere (DNS rebinding)
+cannot redirect the connection.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ EXTRA_BLOCKED: tuple[IPNetwork, ...] = tuple(
 )
 
 
-def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
+# Never an agent's address, even inside an allowed network: link-local (the cloud metadata
+# service lives at 169.254.169.254 and fd00:ec2::254) and the other providers' metadata hosts.
+NEVER_AGENTS: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(cidr)
+    for cidr in ("169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32", "0.0.0.0/8", "::/128")
+)
+
+
+def parse_networks(cidrs: Iterable[str], setting: str = "AGENTFIELD_WEBHOOK_ALLOWED_CIDRS") -> tuple[IPNetwork, ...]:
     """The allowed networks from settings strings; a bad entry raises ValueError naming it."""
     networks = []
     for cidr in cidrs:
@@ -39,7 +50,7 @@ def parse_networks(cidrs: Iterable[str]) -> tuple[IPNetwork, ...]:
         try:
             networks.append(ipaddress.ip_network(cidr, strict=False))
         except ValueError as exc:
-            raise ValueError(f"AGENTFIELD_WEBHOOK_ALLOWED_CIDRS: {cidr!r} is not a network") from exc
+            raise ValueError(f"{setting}: {cidr!r} is not a network") from exc
     return tuple(networks)
 
 
@@ -65,20 +76,24 @@ def is_public(address: IPAddress) -> bool:
     return not any(address.version == net.version and address in net for net in EXTRA_BLOCKED)
 
 
-def permitted(address: str, allowed: Sequence[IPNetwork] = ()) -> bool:
-    """Whether a connection to `address` is allowed: public, or inside an operator-allowed network."""
+def _inside(address: IPAddress, networks: Sequence[IPNetwork]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+def permitted(address: str, allowed: Sequence[IPNetwork] = (), never: Sequence[IPNetwork] = ()) -> bool:
+    """Whether a connection to `address` is allowed: never in `never`; public, or in an allowed network."""
     try:
         parsed = canonical(ipaddress.ip_address(address))
     except ValueError:
         return False
-    if any(parsed.version == net.version and parsed in net for net in allowed):
-        return True
-    return is_public(parsed)
+    if _inside(parsed, never):
+        return False
+    return _inside(parsed, allowed) or is_public(parsed)
 
 
-def choose(addresses: Sequence[str], allowed: Sequence[IPNetwork] = ()) -> str | None:
+def choose(addresses: Sequence[str], allowed: Sequence[IPNetwork] = (), never: Sequence[IPNetwork] = ()) -> str | None:
     """The first permitted address among those DNS returned, or None when every one is refused."""
     for address in addresses:
-        if permitted(address, allowed):
+        if permitted(address, allowed, never):
             return address
     return None
