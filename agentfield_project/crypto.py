@@ -2,8 +2,8 @@
 
 Keys come from AGENTFIELD_SECRET_KEYS (a comma-separated list of any high-entropy strings; each
 becomes a Fernet key through SHA-256). The first key encrypts; every key decrypts, so rotation is:
-put the new key first, keep the old ones, run `rotate()` over the stored values, drop the old
-keys. Without the setting the key is derived from SECRET_KEY (fine for development only).
+put the new key first, keep the old ones, run `manage.py reseal_secrets` (`reseal()` over the
+stored values), drop the old keys. Without the setting the key is derived from SECRET_KEY.
 
 Stored values carry a "fernet:" prefix, so a value written before encryption was switched on
 (plain text) is still read back as is.
@@ -16,6 +16,8 @@ import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+
+from agentfield_project.secret_key import LEGACY_DEFAULT
 
 PREFIX = "fernet:"
 
@@ -57,13 +59,23 @@ def decrypt(stored: str) -> str:
         raise SecretDecryptionError() from exc
 
 
-def rotate(stored: str) -> str:
-    """The stored value re-encrypted with the first (current) key; plain values get encrypted."""
+def reseal(stored: str) -> str:
+    """The stored value encrypted with the first (current) key; plain values get encrypted.
+
+    Besides the configured keys it reads values sealed with the key derived from the constant
+    SECRET_KEY this project once shipped with: that key is public, so such values must be resealed.
+    """
     if not stored:
         return ""
     if not is_encrypted(stored):
         return encrypt(stored)
+    token = stored[len(PREFIX) :].encode("ascii")
     try:
-        return PREFIX + _keys().rotate(stored[len(PREFIX) :].encode("ascii")).decode("ascii")
+        return PREFIX + _keys().rotate(token).decode("ascii")
+    except InvalidToken:
+        pass
+    try:
+        plain = Fernet(_fernet_key("agentfield-secrets:" + LEGACY_DEFAULT)).decrypt(token)
     except InvalidToken as exc:
         raise SecretDecryptionError() from exc
+    return encrypt(plain.decode("utf-8"))

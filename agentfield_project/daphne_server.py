@@ -7,6 +7,9 @@ from daphne's in three ways:
   and the connection is closed without reading the rest;
 - a request whose line, headers and body take longer than AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS
   is answered 408 and closed (a client trickling bytes cannot hold a connection forever);
+- a request Twisted cannot parse is answered with a JSON error, not an empty 400 or a closed
+  connection: 431 for a request line or headers over 16 KiB, 400 for a malformed line, header or
+  chunked body;
 - the access log line is redacted (agentfield_project/redaction.py): a key sent in a query string
   never reaches the log.
 
@@ -24,6 +27,7 @@ from daphne.cli import CommandLineInterface
 from daphne.http_protocol import HTTPFactory, WebRequest
 from django.conf import settings
 from twisted.internet import reactor
+from twisted.web import http
 
 from agentfield_project import intake
 from agentfield_project.redaction import redact
@@ -84,7 +88,30 @@ class GuardedRequest(WebRequest):
         self._deadline = None
 
 
+class GuardedChannel(http.HTTPChannel):
+    """Twisted's HTTP/1.1 connection, answering what it cannot parse with a JSON error."""
+
+    def lineReceived(self, line: bytes) -> None:  # noqa: N802
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuse(intake.headers_too_large(self.totalHeadersSize))
+            return
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:  # noqa: N802 - one line over MAX_LENGTH
+        self._refuse(intake.headers_too_large(self.totalHeadersSize))
+
+    def _respondToBadRequestAndDisconnect(self) -> None:  # noqa: N802 - Twisted's one answer to bad input
+        self._refuse(intake.malformed())
+
+    def _refuse(self, refusal: intake.Refusal) -> None:
+        self.transport.write(refusal.response())
+        self.loseConnection()
+
+
 class GuardedHTTPFactory(HTTPFactory):
+    def protocol(self):  # Twisted builds each connection's protocol by calling this
+        return http._GenericHTTPChannelProtocol(GuardedChannel())
+
     def buildProtocol(self, addr):  # noqa: N802
         protocol = super().buildProtocol(addr)
         protocol.requestFactory = GuardedRequest

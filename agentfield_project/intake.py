@@ -56,6 +56,16 @@ def too_slow() -> Refusal:
     return Refusal(408, "Request Timeout", "request_timeout", f"the request was not received within {seconds:g} s")
 
 
+def headers_too_large(limit: int) -> Refusal:
+    message = f"request line and headers too large (the limit is {limit} bytes)"
+    return Refusal(431, "Request Header Fields Too Large", "headers_too_large", message)
+
+
+def malformed() -> Refusal:
+    message = "malformed HTTP request (request line, headers or chunked body)"
+    return Refusal(400, "Bad Request", "malformed_request", message)
+
+
 def unauthenticated() -> Refusal:
     message = "authentication required: send a valid API key in X-API-Key or Authorization: Bearer"
     return Refusal(401, "Unauthorized", "not_authenticated", message)

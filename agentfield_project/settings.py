@@ -8,10 +8,17 @@ from pathlib import Path
 
 import environ
 
+from agentfield_project import secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-insecure-change-me-" + "x" * 32)
+# Set DJANGO_SECRET_KEY in production (the same on every machine). Without it each checkout
+# generates its own in var/secret_key (agentfield_project/secret_key.py), fit for one machine only.
+AGENTFIELD_SECRET_KEY_GENERATED = not env.str("DJANGO_SECRET_KEY", default="")
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or secret_key.load_or_create(
+    Path(env.str("AGENTFIELD_SECRET_KEY_FILE", default=str(BASE_DIR / "var" / "secret_key")))
+)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])

@@ -7,7 +7,7 @@ class NodesConfig(AppConfig):
 
     def ready(self) -> None:
         from agentfield_project import intake
-        from nodes import auth
+        from nodes import auth, checks  # noqa: F401 - checks registers the system checks
         from nodes.api import schema  # noqa: F401 - registers the API-key scheme with drf-spectacular
 
         # The server refuses a body sent without credentials before reading it (intake.py).

@@ -4,6 +4,7 @@ import pytest
 from django.test import override_settings
 
 from agentfield_project import crypto
+from agentfield_project.secret_key import LEGACY_DEFAULT
 
 
 def test_encrypt_round_trips_and_hides_the_secret():
@@ -17,7 +18,7 @@ def test_the_same_secret_encrypts_differently_each_time():
 
 
 def test_an_empty_secret_stays_empty():
-    assert crypto.encrypt("") == "" and crypto.decrypt("") == "" and crypto.rotate("") == ""
+    assert crypto.encrypt("") == "" and crypto.decrypt("") == "" and crypto.reseal("") == ""
 
 
 def test_a_value_stored_before_encryption_is_read_back_as_is():
@@ -33,8 +34,8 @@ def test_rotation_keeps_old_values_readable_and_rewrites_them_with_the_new_key()
         stored = crypto.encrypt("s3cret")
     with override_settings(AGENTFIELD_SECRET_KEYS=["new-key-material", "old-key-material"]):
         assert crypto.decrypt(stored) == "s3cret"
-        rotated = crypto.rotate(stored)
-        assert crypto.rotate("legacy").startswith("fernet:")
+        rotated = crypto.reseal(stored)
+        assert crypto.reseal("legacy").startswith("fernet:")
     with override_settings(AGENTFIELD_SECRET_KEYS=["new-key-material"]):
         assert crypto.decrypt(rotated) == "s3cret"
         with pytest.raises(crypto.SecretDecryptionError, match="AGENTFIELD_SECRET_KEYS"):
@@ -56,3 +57,15 @@ def test_a_tampered_value_is_refused():
         crypto.decrypt(stored[:-4] + "AAAA")
     with pytest.raises(crypto.SecretDecryptionError):
         crypto.decrypt("fernet:not-base64-é")
+
+
+def test_values_sealed_with_the_formerly_constant_key_are_resealed_with_the_current_one():
+    with override_settings(AGENTFIELD_SECRET_KEYS=[], SECRET_KEY=LEGACY_DEFAULT):
+        legacy = crypto.encrypt("s3cret")
+    with override_settings(AGENTFIELD_SECRET_KEYS=["current-key-material"]):
+        with pytest.raises(crypto.SecretDecryptionError):
+            crypto.decrypt(legacy)  # the public key is not a configured one: it only reseals
+        resealed = crypto.reseal(legacy)
+        assert crypto.decrypt(resealed) == "s3cret"
+        with pytest.raises(crypto.SecretDecryptionError):
+            crypto.reseal(crypto.encrypt("x")[:-4] + "AAAA")

@@ -48,7 +48,10 @@ class WebhookAdmin(ReadOnlyAdmin):
     @admin.display(description="extra headers")
     def header_names(self, webhook: Webhook) -> str:
         # Values may be credentials (Authorization, API keys): show only the names.
-        return ", ".join(sorted(webhook.headers)) or "(none)"
+        try:
+            return ", ".join(sorted(webhook.headers)) or "(none)"
+        except crypto.SecretDecryptionError:
+            return "(cannot be decrypted with AGENTFIELD_SECRET_KEYS)"
 
 
 class AttemptInline(admin.TabularInline):

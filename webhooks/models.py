@@ -7,6 +7,7 @@ makes the execution terminal.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models, transaction
 from django.db.models import Q
 
+from agentfield_project import crypto
 from webhooks.exceptions import DeliveryInFlight, StaleLease
 
 if TYPE_CHECKING:
@@ -28,11 +30,21 @@ class Webhook(models.Model):
     execution_id = models.CharField(max_length=64, unique=True)
     url = models.URLField(max_length=2048)
     secret = models.TextField(blank=True, default="")
-    headers = models.JSONField(default=dict, blank=True)
+    # The extra headers (often credentials for the receiver) as encrypted JSON, like the secret.
+    sealed_headers = models.TextField(blank=True, default="")
     created_at = models.DateTimeField()
 
     def __str__(self) -> str:
         return f"{self.execution_id} -> {self.url}"
+
+    @staticmethod
+    def seal_headers(headers: dict[str, str]) -> str:
+        return crypto.encrypt(json.dumps(headers, sort_keys=True)) if headers else ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The extra headers in clear (crypto.SecretDecryptionError if no configured key reads them)."""
+        return json.loads(crypto.decrypt(self.sealed_headers)) if self.sealed_headers else {}
 
 
 class Delivery(models.Model):

@@ -98,7 +98,7 @@ def register(execution_id: str, spec: WebhookSpec, now: datetime) -> Webhook:
         execution_id=execution_id,
         url=spec.url,
         secret=crypto.encrypt(spec.secret),  # encrypted at rest; the worker decrypts to sign
-        headers=spec.headers,
+        sealed_headers=Webhook.seal_headers(spec.headers),
         created_at=now,
     )
 
@@ -175,3 +175,23 @@ def attempts_for(execution_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
             }
         )
     return found
+
+
+def reseal_secrets(webhooks: Any = Webhook) -> tuple[int, int]:
+    """Re-encrypt every stored secret and header set with the current key: (resealed, unreadable).
+
+    Run after putting a new key first in AGENTFIELD_SECRET_KEYS (then drop the old one), and by
+    migration 0003 for values sealed with the formerly constant development key. `webhooks` is
+    the model, or its historical version inside a migration.
+    """
+    resealed = unreadable = 0
+    for webhook in webhooks.objects.exclude(secret="", sealed_headers="").iterator():
+        try:
+            secret, headers = crypto.reseal(webhook.secret), crypto.reseal(webhook.sealed_headers)
+        except crypto.SecretDecryptionError:
+            unreadable += 1
+            continue
+        if (secret, headers) != (webhook.secret, webhook.sealed_headers):
+            webhooks.objects.filter(pk=webhook.pk).update(secret=secret, sealed_headers=headers)
+            resealed += 1
+    return resealed, unreadable

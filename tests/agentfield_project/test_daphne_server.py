@@ -106,6 +106,36 @@ def test_a_request_that_trickles_in_is_answered_408_and_closed(keyed_server):
     assert (status, body["code"]) == (408, "request_timeout")
 
 
+ONE_LONG_HEADER = "X-Big: " + "a" * 20000 + "\r\n"
+MANY_HEADERS = "".join(f"X-Many-{i}: {'b' * 1000}\r\n" for i in range(20))
+
+
+@pytest.mark.parametrize("headers", [ONE_LONG_HEADER, MANY_HEADERS], ids=["one-long-line", "many-lines"])
+def test_oversized_headers_get_a_json_431(keyed_server, headers):
+    url, _ = keyed_server
+    with connect(url) as sock:
+        sock.sendall(f"GET /api/v1/nodes HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())
+        status, body, _ = read_answer(sock)
+    assert (status, body["code"]) == (431, "headers_too_large")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET /api/v1/nodes HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nbad\r\n",
+        b"POST /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: nope\r\n\r\n",
+    ],
+    ids=["header-without-colon", "bad-chunk-size", "bad-content-length"],
+)
+def test_requests_twisted_cannot_parse_get_a_json_400(keyed_server, raw):
+    url, _ = keyed_server
+    with connect(url) as sock:
+        sock.sendall(raw)
+        status, body, _ = read_answer(sock)
+    assert (status, body["code"]) == (400, "malformed_request")
+
+
 def test_normal_requests_still_pass_and_a_key_in_the_query_string_is_not_logged(launch, keyed_server):
     url, key = keyed_server
     status, answer, _ = http("POST", f"{url}/api/v1/memory/set", {"key": "k", "data": 1, "scope": "global"},

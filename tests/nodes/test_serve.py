@@ -50,9 +50,10 @@ def test_an_explicit_setting_allows_an_open_public_address():
 @pytest.mark.e2e
 def test_serve_exits_non_zero_explaining_how_to_create_a_key(db_url):
     args = [sys.executable, "manage.py", "serve", "--host", "0.0.0.0", "--port", str(free_port())]  # noqa: S104
-    done = subprocess.run(args, cwd=ROOT, env=base_env(db_url), capture_output=True, text=True, timeout=60)
+    env = base_env(db_url, DJANGO_SECRET_KEY="k" * 50)  # a set key: the missing API key is what is refused
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
-    assert "Refusing to listen on 0.0.0.0" in done.stderr
+    assert "Refusing to listen on 0.0.0.0: no API key exists" in done.stderr
     assert "python manage.py create_api_key <name>" in done.stderr
 
 

@@ -1,0 +1,26 @@
+"""System checks of the trust settings: `manage.py check --deploy` fails on a key fit for one machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, register
+
+from agentfield_project.secret_key import is_weak
+
+
+@register(deploy=True)
+def check_secret_key(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """DJANGO_SECRET_KEY is set, and not to the constant this project once shipped with."""
+    if not is_weak(settings.SECRET_KEY, settings.AGENTFIELD_SECRET_KEY_GENERATED):
+        return []
+    return [
+        Error(
+            "DJANGO_SECRET_KEY is not set (or is the old public default): this machine uses the key generated "
+            "in var/secret_key, which no other server or dispatcher shares",
+            hint="Set DJANGO_SECRET_KEY to the same long random value on every machine, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.",
+            id="nodes.E001",
+        )
+    ]
