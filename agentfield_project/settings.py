@@ -184,6 +184,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["nodes.auth.HasApiKey"],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "agentfield_project.exceptions.exception_handler",
+    # Views with a `throttle_scope` are rate-limited per API key (nodes/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["nodes.throttling.KeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -261,6 +263,17 @@ AGENTFIELD_SDK_POLL_HOLD_SECONDS = env.float("AGENTFIELD_SDK_POLL_HOLD_SECONDS",
 AGENTFIELD_SYNC_WAIT_SECONDS = env.float("AGENTFIELD_SYNC_WAIT_SECONDS", default=90.0)
 # Terminal callbacks that arrive while the database is away wait here (on the server's disk) and
 # are applied when it is back (executions/callback_spool.py).
+# Per-key request rates, per server process (nodes/throttling.py): "N/s", "N/min" or "N/h", with an
+# optional burst after a colon; empty: unlimited. execute: both execute routes; node: register,
+# heartbeat and shutdown, per key and node id (the SDK beats every 2 s per process); query: the
+# execution list, the node list and batch-status.
+AGENTFIELD_RATE_LIMITS = {
+    "execute": env.str("AGENTFIELD_RATE_LIMIT_EXECUTE", default="200/s:2000"),
+    "node": env.str("AGENTFIELD_RATE_LIMIT_NODE", default="50/s:100"),
+    "query": env.str("AGENTFIELD_RATE_LIMIT_QUERY", default="50/s:200"),
+}
+# Open event streams one API key may hold in one server process.
+AGENTFIELD_MAX_STREAMS_PER_KEY = env.int("AGENTFIELD_MAX_STREAMS_PER_KEY", default=100)
 AGENTFIELD_CALLBACK_SPOOL_DIR = env.str("AGENTFIELD_CALLBACK_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))
 AGENTFIELD_CALLBACK_SPOOL_MAX_FILES = env.int("AGENTFIELD_CALLBACK_SPOOL_MAX_FILES", default=100_000)
 AGENTFIELD_BATCH_STATUS_LIMIT = 1000

@@ -57,7 +57,11 @@ class Plane:
 
     def create_api_key(self) -> None:
         """Issue a key (from then on the API requires one); every request of ours sends it."""
-        self.api_key = procs.manage(self.url, "create_api_key", "bench", cwd=self.code_root).strip()
+        try:
+            self.api_key = procs.manage(self.url, "create_api_key", "bench", "--role", "admin", cwd=self.code_root)
+        except Exception:  # noqa: BLE001 - a checkout from before key roles (--code-root) has no --role
+            self.api_key = procs.manage(self.url, "create_api_key", "bench", cwd=self.code_root)
+        self.api_key = self.api_key.strip()
 
     def start_server(self, **settings: Any) -> None:
         """`manage.py serve` (one process: it execs daphne, so its pid is daphne's) once healthy."""

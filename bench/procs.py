@@ -28,6 +28,7 @@ def env_for(
     """The environment of a child: our settings (or a peer's), DATABASE_URL, no inherited AGENTFIELD_*."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTFIELD_")}
     env.update({"DJANGO_SETTINGS_MODULE": settings_module, "PYTHONUNBUFFERED": "1", "AGENTFIELD_LOG_LEVEL": "WARNING"})
+    env["AGENTFIELD_AGENT_ALLOWED_CIDRS"] = "127.0.0.0/8"  # the bench's agents listen on loopback
     if database_url:
         env["DATABASE_URL"] = database_url
     env.update({key: str(value) for key, value in extra.items()})

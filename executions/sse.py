@@ -27,7 +27,7 @@ from agentfield_project.handler import release_request_thread
 from executions import events, listener
 from executions.hub import Hub, Matcher, Subscription
 from executions.models import ExecutionEvent
-from nodes import policy
+from nodes import policy, throttling
 from nodes.auth import aauthenticate_request, unauthorized_response
 
 logger = logging.getLogger(__name__)
@@ -167,11 +167,26 @@ async def _stream(hub: Hub, after: int | None, filters: dict[str, str], flow: Wr
         flow.listeners.remove(subscription.wake)
 
 
+class CountedStream(StreamingHttpResponse):
+    """A stream that gives back its key's place (nodes/throttling.py) when the server closes it."""
+
+    def __init__(self, principal: policy.Principal, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._principal: policy.Principal | None = principal
+
+    def close(self) -> None:
+        # Called once the response ends, however it ends (even if its body was never iterated).
+        principal, self._principal = self._principal, None
+        if principal is not None:
+            throttling.STREAMS.close(principal)
+        super().close()
+
+
 async def stream_denial(request: HttpRequest) -> JsonResponse | None:
     """None when the request may watch every execution (nodes/policy.py), else the JSON 401/403 to send."""
     principal = getattr(request, "principal", None)  # set by nodes.middleware.ApiKeyMiddleware
     if principal is None:
-        principal = await aauthenticate_request(request)
+        principal = request.principal = await aauthenticate_request(request)
     if principal is None:
         return unauthorized_response()
     if not policy.may_watch_all(principal):
@@ -199,8 +214,12 @@ async def events_view(request: HttpRequest) -> HttpResponse:
     except TimeoutError:
         return JsonResponse({"error": "event stream unavailable, retry shortly", "code": "unavailable"}, status=503)
     flow = request.scope.get(SCOPE_KEY, ALWAYS_WRITABLE) if hasattr(request, "scope") else ALWAYS_WRITABLE
-    response = StreamingHttpResponse(
-        _stream(hub, after, filters, flow), content_type="text/event-stream; charset=utf-8"
+    if not throttling.STREAMS.try_open(request.principal):
+        limit = settings.AGENTFIELD_MAX_STREAMS_PER_KEY
+        message = f"this API key has {limit} event streams open here (AGENTFIELD_MAX_STREAMS_PER_KEY); close one"
+        return throttling.too_many(message, throttling.STREAM_RETRY_SECONDS)
+    response = CountedStream(
+        request.principal, _stream(hub, after, filters, flow), content_type="text/event-stream; charset=utf-8"
     )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

@@ -8,6 +8,19 @@ from django.conf import settings
 from django.core.checks import Error, register
 
 from agentfield_project.secret_key import is_weak
+from nodes.throttling import parse_rate
+
+
+@register()
+def check_rate_limits(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """Every AGENTFIELD_RATE_LIMIT_* parses (a typo must not start a server without limits)."""
+    errors = []
+    for scope, text in settings.AGENTFIELD_RATE_LIMITS.items():
+        try:
+            parse_rate(text)
+        except ValueError as exc:
+            errors.append(Error(f"AGENTFIELD_RATE_LIMIT_{scope.upper()}: {exc}", id="nodes.E002"))
+    return errors
 
 
 @register(deploy=True)

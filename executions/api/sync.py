@@ -19,7 +19,7 @@ from agentfield_project.parsers import loads
 from executions import services, waiting
 from executions.api.serializers import accepted_body, status_bodies, timestamp
 from executions.models import TERMINAL, Execution
-from nodes import policy
+from nodes import policy, throttling
 from nodes.policy import Principal
 
 
@@ -43,9 +43,11 @@ async def execute_sync(request: HttpRequest, target: str) -> JsonResponse:
     if request.method != "POST":
         return JsonResponse({"error": "method not allowed; use POST", "code": "method_not_allowed"}, status=405)
     try:
-        raw = request.body
         # The principal is set by nodes.middleware.ApiKeyMiddleware, which guards this plain view.
         principal = getattr(request, "principal", policy.OPEN)
+        if refusal := throttling.refusal(principal, "execute"):
+            return refusal
+        raw = request.body
         execution, webhook_error, _ = await sync_to_async(_submit)(target, raw, request.headers, principal)
         await release_request_thread()
         body = await waiting.wait_until(

@@ -39,6 +39,8 @@ def accepted_response(execution: Execution, webhook_error: str | None, created: 
 class ExecuteAsyncView(APIView):
     """POST /api/v1/execute/async/{node}.{name}: queue it and answer 202 at once."""
 
+    throttle_scope = "execute"
+
     def post(self, request, target: str):
         submission = services.build_submission(target, request.data, request.headers)
         execution, webhook_error, created = services.submit(submission, timezone.now(), principal_of(request))
@@ -79,6 +81,8 @@ def _time_param(request, name: str) -> datetime | None:
 class ExecutionListView(APIView):
     """GET /api/v1/executions: newest first, filtered by status, target, run, node and creation time."""
 
+    throttle_scope = "query"
+
     def get(self, request):
         limit = _int_param(request, "limit", 50, MAX_LIMIT) or 50
         offset = _int_param(request, "offset", 0, MAX_OFFSET)
@@ -117,6 +121,8 @@ class ExecutionListView(APIView):
 
 class BatchStatusView(APIView):
     """POST /api/v1/executions/batch-status: up to 1,000 ids in one round trip."""
+
+    throttle_scope = "query"
 
     def post(self, request):
         ids = request.data.get("execution_ids") if isinstance(request.data, dict) else None

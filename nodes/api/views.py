@@ -53,6 +53,10 @@ def _flag(request, name: str) -> bool:
 class NodeListView(APIView):
     """GET: list nodes (active only unless `show_all` or `health_status`); POST: register."""
 
+    @property
+    def throttle_scope(self) -> str:
+        return "node" if self.request.method == "POST" else "query"  # POST is the SDK's older register
+
     @extend_schema(
         operation_id="nodes_list", parameters=LIST_PARAMETERS, responses={200: schema.NodeListSerializer, **ERRORS}
     )
@@ -80,6 +84,8 @@ class NodeListView(APIView):
 
 
 class RegisterView(APIView):
+    throttle_scope = "node"
+
     @REGISTER_SCHEMA
     def post(self, request):
         return register(request)
@@ -111,6 +117,8 @@ class NodeDetailView(APIView):
 
 
 class HeartbeatView(APIView):
+    throttle_scope = "node"
+
     @extend_schema(
         request=OpenApiTypes.ANY,
         responses={200: schema.HeartbeatAckSerializer, 404: schema.ErrorSerializer, **ERRORS},
@@ -126,6 +134,8 @@ class HeartbeatView(APIView):
 
 
 class ShutdownView(APIView):
+    throttle_scope = "node"
+
     @extend_schema(
         request=OpenApiTypes.ANY,
         description="The SDK sends `{reason, timeout_seconds}`; an `instance_id` names the process that stops "

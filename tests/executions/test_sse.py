@@ -76,6 +76,32 @@ def test_the_stream_follows_the_apis_rule_open_until_a_key_exists(launch, db_url
     assert status == 403 and body["code"] == "permission_denied"  # every execution: admins and staff only
 
 
+def test_one_key_holds_at_most_its_cap_of_streams_and_a_closed_one_frees_its_place(launch, db_url):
+    _, key = issue_key("watcher", policy.ADMIN)
+    _, other = issue_key("other", policy.ADMIN)
+    url = launch.server(AGENTFIELD_MAX_STREAMS_PER_KEY=2, AGENTFIELD_SSE_HEARTBEAT_SECONDS=1)
+    headers = {"X-API-Key": key}
+    first, second = Stream(url, headers=headers), Stream(url, headers=headers)
+    try:
+        assert (first.status, second.status) == (200, 200)
+        status, body, answer_headers = http("GET", f"{url}/api/ui/v1/executions/events", headers=headers)
+        assert status == 429 and body["code"] == "throttled" and "AGENTFIELD_MAX_STREAMS_PER_KEY" in body["error"]
+        assert int(answer_headers["Retry-After"]) >= 1
+        with Stream(url, headers={"X-API-Key": other}) as another_key:
+            assert another_key.status == 200
+        first.close()  # the server notices at its next heartbeat and gives the place back
+
+        def reopened() -> bool:
+            stream = Stream(url, headers=headers)
+            stream.close()
+            return stream.status == 200
+
+        wait_until(reopened, timeout=30)
+    finally:
+        first.close()
+        second.close()
+
+
 def test_lifecycle_frames_from_another_process_arrive_in_order(launch, db_url, staff):
     url = launch.server()
     with Stream(url, headers=staff) as stream:

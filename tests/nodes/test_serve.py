@@ -54,7 +54,7 @@ def test_serve_exits_non_zero_explaining_how_to_create_a_key(db_url):
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "Refusing to listen on 0.0.0.0: no API key exists" in done.stderr
-    assert "python manage.py create_api_key <name>" in done.stderr
+    assert "python manage.py create_api_key <name> --role admin" in done.stderr
 
 
 def _children(pid: int) -> list[int]:

@@ -16,7 +16,8 @@ from nodes.models import ApiKey
 
 INSECURE_MESSAGE = (
     "Refusing to listen on {host}: no API key exists, so anyone who can reach this address could use the API. "
-    "Create a key first with `python manage.py create_api_key <name>` (agents then set AGENTFIELD_API_KEY), "
+    "Create a key first with `python manage.py create_api_key <name> --role admin` (and agent keys with "
+    "`--role agent`, which agents set as AGENTFIELD_API_KEY), "
     "or listen on 127.0.0.1, or set AGENTFIELD_ALLOW_INSECURE_BIND=true to accept an open API."
 )
 
