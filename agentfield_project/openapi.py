@@ -59,6 +59,7 @@ class ExecutionSerializer(serializers.Serializer):
     node_id = serializers.CharField()
     type = serializers.ChoiceField(choices=["reasoner", "skill"])
     parent_execution_id = serializers.CharField(allow_null=True)
+    restarted_from = serializers.CharField(allow_null=True)
     session_id = serializers.CharField(allow_null=True)
     actor_id = serializers.CharField(allow_null=True)
     result = serializers.JSONField(allow_null=True)
@@ -74,6 +75,24 @@ class ExecutionSerializer(serializers.Serializer):
     max_attempts = serializers.IntegerField()
     webhook_registered = serializers.BooleanField()
     webhook_events = serializers.ListField(child=serializers.DictField())
+
+
+class CancelledSerializer(ExecutionSerializer):
+    cancelled = serializers.ListField(child=serializers.CharField(), help_text="every id cancelled, newest first")
+
+
+class RunCancelledSerializer(serializers.Serializer):
+    run_id = serializers.CharField()
+    cancelled = serializers.ListField(child=serializers.CharField())
+    count = serializers.IntegerField()
+
+
+class RestartRequestSerializer(serializers.Serializer):
+    input = serializers.DictField(required=False, help_text="new input (default: the original's)")
+    same_run = serializers.BooleanField(
+        required=False, help_text="keep the original's run id, so the reasoner resumes from its checkpoints"
+    )
+    webhook = WebhookSpecSerializer(required=False, help_text="default: the original's webhook")
 
 
 class ExecutionPageSerializer(serializers.Serializer):
@@ -234,7 +253,21 @@ SCHEMAS = {
         request=CallbackSerializer, responses={200: ExecutionSerializer, 409: ErrorSerializer, **NOT_FOUND, **ERRORS}
     ),
     "CancelView": extend_schema(
-        request=None, responses={200: ExecutionSerializer, 409: ErrorSerializer, **NOT_FOUND, **ERRORS}
+        request=None,
+        responses={200: CancelledSerializer, 409: ErrorSerializer, **NOT_FOUND, **ERRORS},
+        description="Cancels the execution and its active descendants (newest first); the agents holding "
+        "them are told by the dispatchers until they answer.",
+    ),
+    "RunCancelView": extend_schema(
+        request=None,
+        responses={200: RunCancelledSerializer, **NOT_FOUND, **ERRORS},
+        description="Cancels every active execution of the run that the caller may steer.",
+    ),
+    "RestartView": extend_schema(
+        request=RestartRequestSerializer,
+        responses={202: AcceptedSerializer, **NOT_FOUND, **ERRORS},
+        description="A new execution of the same target, with the same input unless `input` is given, in a new "
+        "run unless `same_run`; `restarted_from` names the original.",
     ),
     "LogsView": extend_schema(request=LogsSerializer, responses={202: StoredSerializer, **NOT_FOUND, **ERRORS}),
     "StepEventView": extend_schema(request=StepEventSerializer, responses={200: SuccessSerializer, **ERRORS}),

@@ -10,9 +10,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from executions.exceptions import InvalidTransition
+from executions import steering
+from executions.exceptions import ExecutionError, InvalidTransition
 from executions.memory_admin import checkpoints_table  # also registers MemoryEntryAdmin
-from executions.models import Execution, ExecutionEvent, Status, TraceEntry
+from executions.models import AgentNotice, Execution, ExecutionEvent, Status, TraceEntry
+from nodes import policy
 
 TRACE_ROWS = 500
 
@@ -41,19 +43,19 @@ class ExecutionAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     list_per_page = 100
     show_full_result_count = False
-    actions = ["cancel_executions", "requeue_executions"]
+    actions = ["cancel_executions", "restart_executions", "requeue_executions"]
     readonly_fields = [
-        "id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "session_id", "actor_id",
-        "attempt", "max_attempts", "created_at", "started_at", "completed_at", "duration", "run_at",
+        "id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "restarted_from",
+        "session_id", "actor_id", "attempt", "max_attempts", "created_at", "started_at", "completed_at", "duration", "run_at",
         "node_instance_id", "claimed_by", "idempotency_key", "webhook_registered", "error",
-        "input_pretty", "result_pretty", "error_details_pretty", "timeline", "trace", "checkpoints",
+        "input_pretty", "result_pretty", "error_details_pretty", "timeline", "trace", "checkpoints", "agent_notices",
     ]  # fmt: skip
     fieldsets = [
-        (None, {"fields": ["id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "error"]}),
+        (None, {"fields": ["id", "status", "target_display", "target_type", "run_id", "parent_execution_id", "restarted_from", "error"]}),
         ("Timing", {"fields": ["created_at", "started_at", "completed_at", "duration", "attempt", "max_attempts", "run_at"]}),
         ("Payload", {"fields": ["input_pretty", "result_pretty", "error_details_pretty"]}),
         ("Timeline and trace", {"fields": ["timeline", "trace", "checkpoints"]}),
-        ("Dispatch", {"classes": ["collapse"], "fields": ["node_instance_id", "claimed_by", "idempotency_key", "session_id", "actor_id", "webhook_registered"]}),
+        ("Dispatch", {"classes": ["collapse"], "fields": ["agent_notices", "node_instance_id", "claimed_by", "idempotency_key", "session_id", "actor_id", "webhook_registered"]}),
     ]  # fmt: skip
 
     def has_add_permission(self, request) -> bool:
@@ -61,6 +63,16 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="notices to the agent")
+    def agent_notices(self, obj: Execution) -> str:
+        rows = AgentNotice.objects.filter(execution_id=obj.id).order_by("created_at")
+        if not rows:
+            return "(none)"
+        return format_html_join(
+            "\n", "<div>{} to {}/{}: {} after {} attempt(s) {}</div>",
+            ((n.kind, n.node_id, n.instance_id, n.status, n.attempts, n.outcome) for n in rows),
+        )  # fmt: skip
 
     @admin.display(description="target", ordering="target_name")
     def target_display(self, obj: Execution) -> str:
@@ -108,16 +120,27 @@ class ExecutionAdmin(admin.ModelAdmin):
     def checkpoints(self, obj: Execution) -> str:
         return checkpoints_table(obj.run_id)
 
-    @admin.action(description="Cancel selected executions (queued or running)")
+    @admin.action(description="Cancel selected executions and their descendants (agents are told)")
     def cancel_executions(self, request, queryset: QuerySet[Execution]) -> None:
-        now, done = timezone.now(), 0
-        for execution in queryset.filter(status__in=[Status.QUEUED, Status.RUNNING]):
+        # Select all that match a filter (e.g. status=running, node=...) to cancel in bulk.
+        roots = list(queryset.filter(status__in=[Status.QUEUED, Status.RUNNING]).values_list("id", flat=True))
+        cancelled = steering.cancel_trees(
+            roots, timezone.now(), f"cancelled by staff user '{request.user}' in the admin"
+        )
+        self.message_user(request, f"Cancelled {len(cancelled)} execution(s).", messages.SUCCESS)
+
+    @admin.action(description="Restart selected executions (same input, new run)")
+    def restart_executions(self, request, queryset: QuerySet[Execution]) -> None:
+        now, started = timezone.now(), []
+        for execution in queryset:
             try:
-                execution.cancel(now, f"cancelled by {request.user} in the admin")
-                done += 1
-            except InvalidTransition:
-                pass
-        self.message_user(request, f"Cancelled {done} execution(s).", messages.SUCCESS)
+                started.append(steering.restart(execution.id, {}, now, policy.STAFF).id)
+            except ExecutionError as exc:
+                self.message_user(request, f"{execution.id} was not restarted: {exc}", messages.WARNING)
+        if started:
+            self.message_user(
+                request, f"Started {len(started)} execution(s): {', '.join(started[:10])}", messages.SUCCESS
+            )
 
     @admin.action(description="Re-queue selected finished executions (same ids, new attempts)")
     def requeue_executions(self, request, queryset: QuerySet[Execution]) -> None:

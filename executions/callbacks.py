@@ -203,18 +203,3 @@ def store_note(execution_id: str, body: Any, now: datetime, principal: Principal
         data={"tags": tags},
         created_at=now,
     )
-
-
-def cancel(execution_id: str, now: datetime, principal: Principal = policy.OPEN) -> tuple[Execution, str | None]:
-    """Cancel a queued or running execution; return it and the agent URL to notify (if at an agent)."""
-    execution = get_execution(execution_id)
-    access.check(principal, execution, policy.may_steer)
-    at_agent = _at_an_agent(execution)
-    execution.cancel(now, "cancelled by request")
-    if not at_agent:
-        return execution, None
-    from nodes.models import NodeInstance
-
-    instance = NodeInstance.objects.filter(node_id=execution.node_id, instance_id=execution.node_instance_id).first()
-    url = f"{instance.base_url}/_internal/executions/{execution.id}/cancel" if instance else None
-    return execution, url

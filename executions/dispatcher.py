@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.exceptions import ParseError
 
 from agentfield_project.parsers import check_storable
-from executions import events, queue, recovery, retry
+from executions import events, notices, queue, recovery, retry
 from executions.exceptions import InvalidTransition
 from executions.models import Execution
 from executions.queue import Claimed
@@ -63,7 +63,11 @@ def record_outcome(claimed: Claimed, result: AgentCallResult, now: datetime) -> 
     token = execution.lease_token
     try:
         if result.accepted:
-            execution.mark_running(token, claimed.instance_id, now)
+            try:
+                execution.mark_running(token, claimed.instance_id, now)
+            except InvalidTransition:
+                _tell_if_cancelled([execution], now)
+                raise
             return "running"
         if result.ok:
             return _succeed(execution, result, now)
@@ -94,13 +98,23 @@ def record_outcomes(finished: list[tuple[Claimed, AgentCallResult]], now: dateti
             others.append((claimed, result))
     counts = {"running": 0, "succeeded": 0}
     if accepted:
-        counts["running"] = len(Execution.mark_running_many(accepted, now))
+        moved = Execution.mark_running_many(accepted, now)
+        counts["running"] = len(moved)
+        if len(moved) < len(accepted):
+            _tell_if_cancelled([execution for execution, _ in accepted if execution not in moved], now)
     if succeeded:
         counts["succeeded"] = len(Execution.complete_many(succeeded, now))
     for claimed, result in others:
         outcome = record_outcome(claimed, result, now)
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
+
+
+def _tell_if_cancelled(accepted: list[Execution], now: datetime) -> None:
+    """An agent took work that was cancelled during the hand-over: tell it now, not at the lease's end."""
+    # The claim recorded the instance (node_instance_id) before the POST; the cancel left it.
+    for execution in Execution.objects.filter(pk__in=[e.pk for e in accepted], status="cancelled"):
+        notices.owe_cancel(execution, now)
 
 
 def _strip_usage(body: Any) -> Any:

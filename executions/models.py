@@ -38,6 +38,8 @@ class Execution(models.Model):
     id = models.CharField(primary_key=True, max_length=64)
     run_id = models.CharField(max_length=255)
     parent_execution_id = models.CharField(max_length=255, null=True, blank=True)
+    # The execution this one restarts (`POST /api/v1/executions/{id}/restart`), if any.
+    restarted_from = models.CharField(max_length=64, null=True, blank=True)
     session_id = models.CharField(max_length=255, blank=True, default="")
     actor_id = models.CharField(max_length=255, blank=True, default="")
     node_id = models.CharField(max_length=255)
@@ -462,3 +464,62 @@ class MemoryEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope}/{self.scope_id}/{self.key}"
+
+
+class AgentNotice(models.Model):
+    """A message the control plane owes one agent instance (a cancel), sent until it answers or is gone.
+
+    Sent by the dispatchers (executions/notices.py), never from a web request: a notice survives
+    restarts of servers, dispatchers and the agent's own network, and is retried with back-off.
+    A claim moves `next_attempt_at` forward by a lease, so a dispatcher that dies mid-POST only
+    delays the next attempt; a second POST of a cancel is harmless.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"  # the agent answered (it stopped the work, or had none)
+        ABANDONED = "abandoned", "Abandoned"  # the instance is gone: its work stopped with it
+
+    class Kind(models.TextChoices):
+        CANCEL = "cancel", "Cancel"
+
+    execution_id = models.CharField(max_length=64)
+    node_id = models.CharField(max_length=255)
+    instance_id = models.CharField(max_length=255, blank=True, default="")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CANCEL)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    outcome = models.TextField(blank=True, default="")  # the last answer or error, for people
+    created_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="notice_due_idx", condition=Q(status="pending")),
+            models.Index(fields=["execution_id"], name="notice_execution_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.execution_id} -> {self.node_id}/{self.instance_id or '-'}"
+
+    @property
+    def path(self) -> str:
+        return f"/_internal/executions/{self.execution_id}/cancel"
+
+    def finish(self, status: str, outcome: str, now: datetime) -> bool:
+        """delivered or abandoned, once; False if it had already ended."""
+        done = AgentNotice.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
+            status=status, outcome=outcome[:2000], finished_at=now
+        )
+        self.status = status if done else self.status
+        return bool(done)
+
+    def retry_at(self, when: datetime, outcome: str) -> bool:
+        """Due again at `when` (still pending); False if it had ended meanwhile."""
+        return bool(
+            AgentNotice.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
+                next_attempt_at=when, outcome=outcome[:2000]
+            )
+        )

@@ -103,12 +103,7 @@ def build_submission(target: str, body: Any, headers: Any) -> Submission:
 
 def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -> tuple[Execution, str | None, bool]:
     """Store a queued execution fired by `principal`; return it, the webhook error (if any) and whether it is new."""
-    node = Node.objects.filter(pk=sub.node_id).only("id", "reasoners", "skills").first()
-    if node is None:
-        raise TargetNotFound(f"node '{sub.node_id}' not found")
-    target_type = node.target_type(sub.name)
-    if target_type is None:
-        raise TargetNotFound(f"target '{sub.name}' not found on node '{sub.node_id}'")
+    target_type = _target_type(sub)
     fingerprint = sub.fingerprint()
     if sub.idempotency_key:
         existing = _existing_for_key(sub.idempotency_key, fingerprint, principal)
@@ -117,12 +112,7 @@ def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -
     access.check_run_joinable(principal, sub.run_id)
     parent = Execution.objects.filter(pk=sub.parent_execution_id).first() if sub.parent_execution_id else None
     owners = access.owners_for_submission(principal, parent)
-    spec, webhook_error = None, None
-    if sub.webhook is not None:
-        try:
-            spec = webhooks.parse_spec(sub.webhook)
-        except InvalidWebhook as exc:
-            webhook_error = str(exc)
+    spec, webhook_error = _webhook_spec(sub)
     try:
         execution = _create(sub, target_type, fingerprint, spec, now, owners)
     except IntegrityError:
@@ -132,6 +122,35 @@ def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -
             raise
         return existing, None, False
     return execution, webhook_error, True
+
+
+def create_submitted(
+    sub: Submission, now: datetime, owners: tuple[int | None, int | None], restarted_from: str
+) -> tuple[Execution, str | None]:
+    """A new execution restarting `restarted_from` (executions/steering.py; no idempotency key)."""
+    target_type = _target_type(sub)
+    spec, webhook_error = _webhook_spec(sub)
+    return _create(sub, target_type, sub.fingerprint(), spec, now, owners, restarted_from), webhook_error
+
+
+def _target_type(sub: Submission) -> str:
+    node = Node.objects.filter(pk=sub.node_id).only("id", "reasoners", "skills").first()
+    if node is None:
+        raise TargetNotFound(f"node '{sub.node_id}' not found")
+    target_type = node.target_type(sub.name)
+    if target_type is None:
+        raise TargetNotFound(f"target '{sub.name}' not found on node '{sub.node_id}'")
+    return target_type
+
+
+def _webhook_spec(sub: Submission) -> tuple[Any, str | None]:
+    """The parsed webhook block, or the reason it was refused (a bad block does not reject the request)."""
+    if sub.webhook is None:
+        return None, None
+    try:
+        return webhooks.parse_spec(sub.webhook), None
+    except InvalidWebhook as exc:
+        return None, str(exc)
 
 
 def _existing_for_key(key: str, fingerprint: str, principal: Principal) -> Execution | None:
@@ -145,9 +164,16 @@ def _existing_for_key(key: str, fingerprint: str, principal: Principal) -> Execu
 
 
 def _create(
-    sub: Submission, target_type: str, fingerprint: str, spec: Any, now: datetime, owners: tuple[int | None, int | None]
+    sub: Submission,
+    target_type: str,
+    fingerprint: str,
+    spec: Any,
+    now: datetime,
+    owners: tuple[int | None, int | None],
+    restarted_from: str | None = None,
 ) -> Execution:
     execution = Execution(
+        restarted_from=restarted_from,
         submitted_by_id=owners[0],
         owner_key_id=owners[1],
         id=new_id("exec"),

@@ -45,6 +45,7 @@ def status_body(execution: Execution, webhook_events: list[dict[str, Any]] | Non
         "node_id": execution.node_id,
         "type": execution.target_type,
         "parent_execution_id": execution.parent_execution_id,
+        "restarted_from": execution.restarted_from,
         "session_id": execution.session_id or None,
         "actor_id": execution.actor_id or None,
         "result": execution.result,

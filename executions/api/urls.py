@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/v1/executions/<str:execution_id>", pacing.paced(views.ExecutionDetailView.as_view())),
     path("api/v1/executions/<str:execution_id>/status", views.CallbackView.as_view()),
     path("api/v1/executions/<str:execution_id>/cancel", views.CancelView.as_view()),
+    path("api/v1/executions/<str:execution_id>/restart", views.RestartView.as_view()),
+    path("api/v1/runs/<str:run_id>/cancel", views.RunCancelView.as_view()),
     path("api/v1/executions/<str:execution_id>/logs", views.LogsView.as_view()),
     path("api/v1/executions/<str:execution_id>/webhook/redeliver", views.RedeliverView.as_view()),
 ]

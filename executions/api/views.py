@@ -14,11 +14,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentfield_project.postgres import availability
-from executions import access, callback_spool, callbacks, services, statuses
+from executions import access, callback_spool, callbacks, services, statuses, steering
 from executions.api.serializers import accepted_body, status_bodies
 from executions.exceptions import ExecutionError
 from executions.models import Execution, Status
-from nodes import client, policy
+from nodes import policy
 from nodes.auth import principal_of
 from webhooks import services as webhooks
 
@@ -155,14 +155,34 @@ class CallbackView(APIView):
 
 
 class CancelView(APIView):
-    """POST /api/v1/executions/{id}/cancel: queued stops at once; running also asks the agent."""
+    """POST /api/v1/executions/{id}/cancel: it and its active descendants; agents are told durably."""
 
     def post(self, request, execution_id: str):
-        execution, agent_url = callbacks.cancel(execution_id, timezone.now(), principal_of(request))
-        if agent_url:
-            outcome = client.post_json(agent_url, {}, {"X-Execution-ID": execution.id}, timeout=5.0)
-            logger.info("asked agent to cancel execution=%s answer=%s", execution.id, outcome.status_code)
-        return Response(status_bodies([execution])[execution.id])
+        principal = principal_of(request)
+        by = steering.who(principal, getattr(request.user, "username", "") or "")
+        execution, cancelled = steering.cancel(execution_id, timezone.now(), principal, by)
+        return Response({**status_bodies([execution])[execution.id], "cancelled": cancelled})
+
+
+class RunCancelView(APIView):
+    """POST /api/v1/runs/{run_id}/cancel: every active execution of the run the caller may steer."""
+
+    def post(self, request, run_id: str):
+        principal = principal_of(request)
+        by = steering.who(principal, getattr(request.user, "username", "") or "")
+        cancelled = steering.cancel_run(run_id, timezone.now(), principal, by)
+        return Response({"run_id": run_id, "cancelled": cancelled, "count": len(cancelled)})
+
+
+class RestartView(APIView):
+    """POST /api/v1/executions/{id}/restart: a new execution of the same target (202, like execute)."""
+
+    throttle_scope = "execute"
+
+    def post(self, request, execution_id: str):
+        body = request.data if request.data is not None else {}
+        execution = steering.restart(execution_id, body, timezone.now(), principal_of(request))
+        return accepted_response(execution, None, True)
 
 
 class LogsView(APIView):

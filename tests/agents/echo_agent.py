@@ -1,4 +1,5 @@
-"""A minimal SDK agent: `echo` returns its input, `slow` sleeps, `boom` raises, `counted` notes each start."""
+"""A minimal SDK agent: `echo` returns its input, `slow` sleeps, `boom` raises, `counted` notes each start;
+`loop` ticks until stopped and `fan` app.calls `loop` children (for cancel tests)."""
 
 import asyncio
 import os
@@ -32,6 +33,25 @@ async def counted(seconds: float = 1.0) -> dict:
 @app.reasoner()
 async def boom(message: str = "boom") -> dict:
     raise ValueError(message)
+
+
+@app.reasoner()
+async def loop(seconds: float = 60.0) -> dict:
+    """Appends its execution id to $TICKS_FILE every 0.1 s: a test sees whether it still advances."""
+    execution_id = get_current_context().execution_id
+    ticks = int(seconds / 0.1)
+    for _ in range(ticks):
+        with open(os.environ["TICKS_FILE"], "a") as file:
+            file.write(execution_id + "\n")
+        await asyncio.sleep(0.1)
+    return {"ticks": ticks}
+
+
+@app.reasoner()
+async def fan(children: int = 3, seconds: float = 60.0) -> dict:
+    node = os.environ.get("NODE_ID", "echo")
+    results = await asyncio.gather(*(app.call(f"{node}.loop", seconds=seconds) for _ in range(children)))
+    return {"children": results}
 
 
 @app.skill()

@@ -6,7 +6,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from executions.models import Execution, TraceEntry
+from executions.models import AgentNotice, Execution, TraceEntry
+from tests.factories import make_node
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +50,33 @@ def test_cancel_action_cancels_queued_executions(staff_client):
     assert response.status_code == 302
     execution.refresh_from_db()
     assert execution.status == "cancelled"
+
+
+def test_cancel_action_cancels_running_trees_tells_agents_and_names_the_user(staff_client):
+    parent = make("running", id="exec_admin_parent", node_instance_id="instance-1")
+    child = make("running", id="exec_admin_child", node_instance_id="instance-1", parent_execution_id=parent.id)
+    staff_client.post("/admin/executions/execution/", {"action": "cancel_executions", "_selected_action": [parent.id]})
+    fresh = {e.id: e for e in Execution.objects.all()}
+    assert fresh[parent.id].status == fresh[child.id].status == "cancelled"
+    assert "in the admin" in fresh[parent.id].error and "staff user" in fresh[parent.id].error
+    assert AgentNotice.objects.filter(execution_id__in=[parent.id, child.id]).count() == 2
+    detail = staff_client.get(f"/admin/executions/execution/{parent.id}/change/")
+    assert b"Notices to the agent" in detail.content and b"cancel to batch/instance-1: pending" in detail.content
+
+
+def test_restart_action_starts_a_new_execution_with_its_lineage(staff_client):
+    execution = make("failed", completed_at=timezone.now())
+    gone = make("failed", id="exec_admin_gone", node_id="gone", completed_at=timezone.now())
+    make_node("batch", reasoners=("process_corpus",))
+    answer = staff_client.post(
+        "/admin/executions/execution/",
+        {"action": "restart_executions", "_selected_action": [execution.id, gone.id]},
+        follow=True,
+    )
+    assert b"node &#x27;gone&#x27; not found" in answer.content  # the one that cannot restart says why
+    fresh = Execution.objects.get(restarted_from=execution.id)
+    assert (fresh.status, fresh.target, fresh.input) == ("queued", execution.target, execution.input)
+    assert execution.id.encode() in staff_client.get(f"/admin/executions/execution/{fresh.id}/change/").content
 
 
 def test_requeue_action_gives_a_failed_execution_a_fresh_series(staff_client):

@@ -506,41 +506,6 @@ def test_cancelling_a_queued_execution_cancels_it_at_once(api):
     assert Delivery.objects.get(execution_id=execution.id).event == "execution.failed"
 
 
-def test_cancelling_a_running_execution_asks_its_agent(api, stub_agent):
-    node = make_node(base_url=stub_agent.url)
-    execution = running(node)
-    stub_agent.status, stub_agent.body = 200, {"cancelled": True}
-    response = api.post(f"/api/v1/executions/{execution.id}/cancel")
-    assert response.status_code == 200
-    assert response.json()["status"] == "cancelled"
-    assert [request.path for request in stub_agent.requests] == [f"/_internal/executions/{execution.id}/cancel"]
-    assert stub_agent.requests[0].headers["X-Execution-ID"] == execution.id
-
-
-def test_cancelling_an_execution_being_handed_to_its_agent_asks_the_agent_too(api, stub_agent, now):
-    make_execution(make_node(now=now, base_url=stub_agent.url), now=now)
-    [item] = queue.claim("worker", now, 1, lease_seconds=60, alive_seconds=7)
-    stub_agent.status, stub_agent.body = 200, {"cancelled": True}
-    response = api.post(f"/api/v1/executions/{item.execution.id}/cancel")
-    assert response.status_code == 200
-    assert [request.path for request in stub_agent.requests] == [f"/_internal/executions/{item.execution.id}/cancel"]
-    assert record_outcome(item, AgentCallResult(202, {}), now) == "superseded"
-    assert Execution.objects.get(pk=item.execution.pk).status == "cancelled"
-
-
-def test_cancelling_a_queued_execution_does_not_call_any_agent(api, stub_agent):
-    execution = make_execution(make_node(base_url=stub_agent.url))
-    assert api.post(f"/api/v1/executions/{execution.id}/cancel").status_code == 200
-    assert stub_agent.requests == []
-
-
-def test_cancelling_a_running_execution_whose_agent_is_gone_still_cancels(api, stub_agent):
-    node = make_node(base_url="http://127.0.0.1:9")
-    execution = running(node)
-    assert api.post(f"/api/v1/executions/{execution.id}/cancel").status_code == 200
-    assert Execution.objects.get(pk=execution.pk).status == "cancelled"
-
-
 @pytest.mark.parametrize("state", ["succeeded", "failed", "cancelled", "timeout"])
 def test_cancelling_a_terminal_execution_is_409(api, state):
     execution = make_execution(status=state, completed_at=timezone.now() - timedelta(seconds=1))

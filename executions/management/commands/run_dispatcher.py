@@ -1,4 +1,4 @@
-"""`manage.py run_dispatcher`: claim queued executions, call agents, deliver webhooks."""
+"""`manage.py run_dispatcher`: claim queued executions, call agents, deliver webhooks and notices to agents."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from executions.dispatcher import ExecutionDispatcher
+from executions.notices import NoticeWorker
 from executions.runner import Runner
 from executions.wakeup import Wakeup
 from webhooks.worker import DeliveryWorker
@@ -30,14 +31,15 @@ class Command(BaseCommand):
         # A random id per process start: a restarted dispatcher must never look like the old one.
         worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         listen = settings.AGENTFIELD_DISPATCHER_LISTEN and not no_listen
-        wakeup = Wakeup([ExecutionDispatcher.channel, DeliveryWorker.channel], listen=listen)
+        wakeup = Wakeup([ExecutionDispatcher.channel, DeliveryWorker.channel, NoticeWorker.channel], listen=listen)
         dispatcher = ExecutionDispatcher(
             worker_id, concurrency, on_wake=lambda: wakeup.poke(ExecutionDispatcher.channel)
         )
         deliveries = DeliveryWorker(
             worker_id, settings.AGENTFIELD_WEBHOOK_CONCURRENCY, on_wake=lambda: wakeup.poke(DeliveryWorker.channel)
         )
-        runner = Runner([dispatcher, deliveries], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS)
+        agent_notices = NoticeWorker(on_wake=lambda: wakeup.poke(NoticeWorker.channel))
+        runner = Runner([dispatcher, deliveries, agent_notices], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS)
 
         def stop(signum: int, frame: Any) -> None:
             if runner.stopping:  # a second signal: stop waiting for agent calls
@@ -50,4 +52,5 @@ class Command(BaseCommand):
         runner.run(once=once)
         dispatcher.drain(timeout=settings.AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS)
         deliveries.close(timeout=settings.AGENTFIELD_WEBHOOK_TIMEOUT_SECONDS)
+        agent_notices.close()
         self.stderr.write(f"dispatcher {worker_id} stopped")
