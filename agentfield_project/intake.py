@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from django.conf import settings
 
 GUARDED_PATHS = (b"/api/v1/", b"/api/ui/v1/")
+# Open to anyone: health, and inbound webhooks, which prove themselves by their signature.
+UNGUARDED_PATHS = (b"/api/v1/health", b"/api/v1/webhooks/")
 
 # (API key or None, whether a session cookie came) -> True (may send a body), False (refuse), None (unknown)
 CredentialCheck = Callable[[str | None, bool], bool | None]
@@ -88,7 +90,7 @@ def verdict(path: bytes, headers: dict[bytes, bytes], length: int | None) -> Ref
     if length is not None and length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
         return too_large()
     has_body = length is None or length > 0
-    if has_body and path.startswith(GUARDED_PATHS) and not path.startswith(b"/api/v1/health"):
+    if has_body and path.startswith(GUARDED_PATHS) and not path.startswith(UNGUARDED_PATHS):
         allowed = credentials(presented_key(headers), b"sessionid=" in headers.get(b"cookie", b""))
         if allowed is False:
             return unauthenticated()

@@ -95,6 +95,39 @@ class RestartRequestSerializer(serializers.Serializer):
     webhook = WebhookSpecSerializer(required=False, help_text="default: the original's webhook")
 
 
+class ApprovalRequestSerializer(serializers.Serializer):
+    approval_request_id = serializers.CharField(max_length=255)
+    approval_request_url = serializers.CharField(required=False, help_text="where a person reviews the request")
+    callback_url = serializers.CharField(
+        required=False, help_text="where the decision goes: an address of the agent instance running the execution"
+    )
+    expires_in_hours = serializers.FloatField(required=False, min_value=0, max_value=24 * 365)
+
+
+class ApprovalSerializer(serializers.Serializer):
+    approval_request_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pending", "approved", "rejected", "request_changes", "expired"])
+    feedback = serializers.CharField()
+    response = serializers.JSONField(allow_null=True)
+    request_url = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    responded_at = serializers.DateTimeField(allow_null=True)
+    decided_by = serializers.CharField(allow_null=True)
+
+
+class DecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["approved", "rejected", "request_changes"])
+    feedback = serializers.CharField(required=False)
+    response = serializers.JSONField(required=False)
+    approval_request_id = serializers.CharField(required=False, help_text="default: the latest request")
+
+
+class AwaiterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["waiting", "running"])
+    reason = serializers.CharField(required=False)
+
+
 class ExecutionPageSerializer(serializers.Serializer):
     executions = ExecutionSerializer(many=True)
     count = serializers.IntegerField()
@@ -268,6 +301,32 @@ SCHEMAS = {
         responses={202: AcceptedSerializer, **NOT_FOUND, **ERRORS},
         description="A new execution of the same target, with the same input unless `input` is given, in a new "
         "run unless `same_run`; `restarted_from` names the original.",
+    ),
+    "ApprovalRequestView": extend_schema(
+        request=ApprovalRequestSerializer,
+        responses={200: OpenApiTypes.OBJECT, 403: ErrorSerializer, 409: ErrorSerializer, **NOT_FOUND, **ERRORS},
+        description="The SDK's `app.pause()`: the execution becomes `waiting` until a decision or expiry. Answers "
+        "`{approval_request_id, approval_request_url, status, expires_at}`.",
+    ),
+    "ApprovalStatusView": extend_schema(
+        responses={200: ApprovalSerializer, 403: ErrorSerializer, **NOT_FOUND, **ERRORS}
+    ),
+    "AwaiterStatusView": extend_schema(
+        request=AwaiterSerializer, responses={200: OpenApiTypes.OBJECT, 403: ErrorSerializer, **NOT_FOUND, **ERRORS}
+    ),
+    "ApprovalResponseView": extend_schema(
+        request=DecisionSerializer,
+        responses={200: ApprovalSerializer, 403: ErrorSerializer, 409: ErrorSerializer, **NOT_FOUND, **ERRORS},
+        description="Decide a pending approval; 409 if it was decided already or the wait ended, saying why.",
+    ),
+    "ApprovalWebhookView": extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={200: ApprovalSerializer, 409: ErrorSerializer, **NOT_FOUND, **ERRORS},
+        auth=[],
+        description="An approval tool's decision `{approval_request_id | requestId, decision, feedback?, response?, "
+        'execution_id?}`, signed `X-AgentField-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, "<t>.<raw '
+        'body>")>` with AGENTFIELD_APPROVAL_WEBHOOK_SECRET (404 while unset; 401 if the signature is wrong or '
+        "older than 5 minutes).",
     ),
     "LogsView": extend_schema(request=LogsSerializer, responses={202: StoredSerializer, **NOT_FOUND, **ERRORS}),
     "StepEventView": extend_schema(request=StepEventSerializer, responses={200: SuccessSerializer, **ERRORS}),

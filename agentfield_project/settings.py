@@ -272,6 +272,9 @@ AGENTFIELD_RATE_LIMITS = {
     "node": env.str("AGENTFIELD_RATE_LIMIT_NODE", default="50/s:100"),
     "query": env.str("AGENTFIELD_RATE_LIMIT_QUERY", default="50/s:200"),
 }
+# Secret of the inbound approval webhook (POST /api/v1/webhooks/approval-response, HMAC-signed);
+# empty: the route is off.
+AGENTFIELD_APPROVAL_WEBHOOK_SECRET = env.str("AGENTFIELD_APPROVAL_WEBHOOK_SECRET", default="")
 # Open event streams one API key may hold in one server process.
 AGENTFIELD_MAX_STREAMS_PER_KEY = env.int("AGENTFIELD_MAX_STREAMS_PER_KEY", default=100)
 AGENTFIELD_CALLBACK_SPOOL_DIR = env.str("AGENTFIELD_CALLBACK_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, When
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from executions import steering
+from executions import approvals, steering
 from executions.exceptions import ExecutionError, InvalidTransition
 from executions.memory_admin import checkpoints_table  # also registers MemoryEntryAdmin
-from executions.models import AgentNotice, Execution, ExecutionEvent, Status, TraceEntry
+from executions.models import ACTIVE, AgentNotice, Approval, Execution, ExecutionEvent, TraceEntry
 from nodes import policy
 
 TRACE_ROWS = 500
@@ -123,7 +125,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected executions and their descendants (agents are told)")
     def cancel_executions(self, request, queryset: QuerySet[Execution]) -> None:
         # Select all that match a filter (e.g. status=running, node=...) to cancel in bulk.
-        roots = list(queryset.filter(status__in=[Status.QUEUED, Status.RUNNING]).values_list("id", flat=True))
+        roots = list(queryset.filter(status__in=ACTIVE).values_list("id", flat=True))
         cancelled = steering.cancel_trees(
             roots, timezone.now(), f"cancelled by staff user '{request.user}' in the admin"
         )
@@ -145,7 +147,7 @@ class ExecutionAdmin(admin.ModelAdmin):
     @admin.action(description="Re-queue selected finished executions (same ids, new attempts)")
     def requeue_executions(self, request, queryset: QuerySet[Execution]) -> None:
         now, done = timezone.now(), 0
-        for execution in queryset.exclude(status__in=[Status.QUEUED, Status.RUNNING]):
+        for execution in queryset.exclude(status__in=ACTIVE):
             try:
                 execution.reset_for_retry(now)
                 done += 1
@@ -183,3 +185,113 @@ class TraceEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class DecisionForm(forms.ModelForm):
+    decision = forms.ChoiceField(
+        choices=[
+            ("", "(undecided)"),
+            *[(s.value, s.label) for s in Approval.Status if s not in ("pending", "expired")],
+        ],
+        required=False,
+        help_text="Saving with a decision resumes the execution and tells the paused reasoner.",
+    )
+
+    class Meta:
+        model = Approval
+        fields = ["feedback"]
+
+
+@admin.register(Approval)
+class ApprovalAdmin(admin.ModelAdmin):
+    """The Approvals inbox: pending first; decide on the change page (with feedback) or in bulk."""
+
+    form = DecisionForm
+    list_display = [
+        "approval_request_id",
+        "status",
+        "execution_link",
+        "run",
+        "request_link",
+        "age",
+        "expires",
+        "decided",
+    ]
+    list_filter = ["status"]
+    search_fields = ["approval_request_id", "=execution__id", "=execution__run_id"]
+    actions = ["approve_selected", "reject_selected"]
+    info = ["approval_request_id", "status", "execution_link", "run", "request_link", "age", "expires", "callback_url",
+            "decided", "response"]  # fmt: skip
+
+    def get_queryset(self, request):
+        pending_first = Case(When(status=Approval.Status.PENDING, then=0), default=1)
+        return super().get_queryset(request).select_related("execution").order_by(pending_first, "-requested_at")
+
+    def get_fields(self, request, obj=None):
+        pending = obj is not None and obj.status == Approval.Status.PENDING
+        return [*self.info, "decision", "feedback"] if pending else [*self.info, "feedback"]
+
+    def get_readonly_fields(self, request, obj=None):
+        pending = obj is not None and obj.status == Approval.Status.PENDING
+        return self.info if pending else [*self.info, "feedback"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="execution")
+    def execution_link(self, obj: Approval) -> str:
+        url = reverse("admin:executions_execution_change", args=[obj.execution_id])
+        return format_html('<a href="{}">{}</a> ({})', url, obj.execution_id, obj.execution.target)
+
+    @admin.display(description="run")
+    def run(self, obj: Approval) -> str:
+        return obj.execution.run_id
+
+    @admin.display(description="request")
+    def request_link(self, obj: Approval) -> str:
+        return (
+            format_html('<a href="{}" rel="noopener noreferrer">{}</a>', obj.request_url, obj.request_url)
+            if obj.request_url
+            else "-"
+        )
+
+    @admin.display(description="age", ordering="requested_at")
+    def age(self, obj: Approval) -> str:
+        return _age((timezone.now() - obj.requested_at).total_seconds())
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, obj: Approval) -> str:
+        left = (obj.expires_at - timezone.now()).total_seconds()
+        return f"in {_age(left)}" if left > 0 else "expired"
+
+    @admin.display(description="decided")
+    def decided(self, obj: Approval) -> str:
+        return f"{obj.decided_by} at {obj.decided_at:%Y-%m-%d %H:%M:%S}" if obj.decided_at else "-"
+
+    def save_model(self, request, obj: Approval, form, change) -> None:
+        # Never a plain save: a decision is a transition of the approval and of its execution.
+        decision = form.cleaned_data.get("decision")
+        if decision:
+            self._decide(request, obj, decision, form.cleaned_data.get("feedback") or "")
+
+    def _decide(self, request, obj: Approval, decision: str, feedback: str) -> bool:
+        by = f"staff user '{request.user}' in the admin"
+        try:
+            approvals.decide(obj.execution_id, decision, feedback, None, by, timezone.now(), obj.approval_request_id)
+        except ExecutionError as exc:
+            self.message_user(request, f"{obj.approval_request_id}: {exc}", messages.ERROR)
+            return False
+        return True
+
+    @admin.action(description="Approve selected")
+    def approve_selected(self, request, queryset) -> None:
+        done = sum(self._decide(request, obj, "approved", "") for obj in queryset.filter(status="pending"))
+        self.message_user(request, f"Approved {done}.", messages.SUCCESS)
+
+    @admin.action(description="Reject selected")
+    def reject_selected(self, request, queryset) -> None:
+        done = sum(self._decide(request, obj, "rejected", "") for obj in queryset.filter(status="pending"))
+        self.message_user(request, f"Rejected {done}.", messages.SUCCESS)

@@ -106,7 +106,7 @@ def _transition(execution: Execution, callback: Callback, now: datetime) -> None
 
 def _at_an_agent(execution: Execution) -> bool:
     # A queued row under a lease is being handed over right now: the agent may already have it.
-    return execution.status == Status.RUNNING or execution.lease_token is not None
+    return execution.status in (Status.RUNNING, Status.WAITING) or execution.lease_token is not None
 
 
 # What the SDK's error says when a call of the reasoner's to us failed because our database was

@@ -24,7 +24,9 @@ COMPLETED = "execution_completed"
 FAILED = "execution_failed"
 CANCELLED = "execution_cancelled"
 RETRYING = "execution_retrying"
-TYPES = (QUEUED, STARTED, COMPLETED, FAILED, CANCELLED, RETRYING)
+WAITING = "execution_waiting"
+RESUMED = "execution_resumed"
+TYPES = (QUEUED, STARTED, COMPLETED, FAILED, CANCELLED, RETRYING, WAITING, RESUMED)
 
 TERMINAL_EVENT = {
     "succeeded": COMPLETED,

@@ -49,3 +49,17 @@ class InvalidMemoryRequest(ExecutionError):
     """invalid memory request"""
 
     code = "invalid_request"
+
+
+class BadSignature(ExecutionError):
+    """missing or invalid signature (X-AgentField-Signature: t=<unix time>,v1=<hex HMAC-SHA256>)"""
+
+    http_status = 401
+    code = "bad_signature"
+
+
+class NotConfigured(ExecutionError):
+    """inbound approval webhooks are off: set AGENTFIELD_APPROVAL_WEBHOOK_SECRET"""
+
+    http_status = 404
+    code = "not_configured"

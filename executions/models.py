@@ -24,13 +24,14 @@ from executions.notifications import enqueue_webhooks
 class Status(models.TextChoices):
     QUEUED = "queued", "Queued"  # waiting for a dispatcher (or claimed: run_at is its lease)
     RUNNING = "running", "Running"  # handed to an agent instance; waits for its callback
+    WAITING = "waiting", "Waiting"  # the reasoner paused on an approval (executions/approvals.py)
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     TIMEOUT = "timeout", "Timed out"
 
 
-ACTIVE = (Status.QUEUED, Status.RUNNING)
+ACTIVE = (Status.QUEUED, Status.RUNNING, Status.WAITING)
 TERMINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMEOUT)
 
 
@@ -206,6 +207,29 @@ class Execution(models.Model):
                 events.record_many([(execution, events.COMPLETED, {}) for execution in done], now, notify=channels)
             finished += done
         return finished
+
+    def wait(self, now: datetime, data: dict[str, Any]) -> None:
+        """running -> waiting (paused on an approval); the liveness reaper leaves waiting rows alone.
+
+        A reasoner may pause before its dispatcher recorded the agent's 202 (the row is still
+        queued under the hand-over's lease): that counts as running, and the lease is dropped.
+        """
+        with transaction.atomic():
+            self._transition(
+                (Status.RUNNING, Status.QUEUED),
+                Q(status=Status.RUNNING) | Q(lease_token__isnull=False),
+                status=Status.WAITING,
+                lease_token=None,
+                started_at=self.started_at or now,
+                updated_at=now,
+            )
+            events.record(self, events.WAITING, now, data)
+
+    def resume(self, now: datetime, data: dict[str, Any]) -> None:
+        """waiting -> running (a decision arrived: the reasoner goes on with it)."""
+        with transaction.atomic():
+            self._transition((Status.WAITING,), status=Status.RUNNING, updated_at=now)
+            events.record(self, events.RESUMED, now, data)
 
     def report_progress(self, now: datetime, progress: int | None = None) -> None:
         """A non-terminal callback (`running`, `processing`, ...): records progress, keeps the status.
@@ -481,12 +505,15 @@ class AgentNotice(models.Model):
         ABANDONED = "abandoned", "Abandoned"  # the instance is gone: its work stopped with it
 
     class Kind(models.TextChoices):
-        CANCEL = "cancel", "Cancel"
+        CANCEL = "cancel", "Cancel"  # to {base_url}/_internal/executions/{id}/cancel
+        APPROVAL = "approval", "Approval decision"  # to the callback URL of the pause
 
     execution_id = models.CharField(max_length=64)
     node_id = models.CharField(max_length=255)
     instance_id = models.CharField(max_length=255, blank=True, default="")
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CANCEL)
+    url = models.URLField(max_length=2048, blank=True, default="")  # where an approval decision goes
+    body = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
@@ -504,9 +531,9 @@ class AgentNotice(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.execution_id} -> {self.node_id}/{self.instance_id or '-'}"
 
-    @property
-    def path(self) -> str:
-        return f"/_internal/executions/{self.execution_id}/cancel"
+    def target(self, base_url: str) -> str:
+        """Where to POST, given the instance's base URL."""
+        return self.url or f"{base_url.rstrip('/')}/_internal/executions/{self.execution_id}/cancel"
 
     def finish(self, status: str, outcome: str, now: datetime) -> bool:
         """delivered or abandoned, once; False if it had already ended."""
@@ -523,3 +550,47 @@ class AgentNotice(models.Model):
                 next_attempt_at=when, outcome=outcome[:2000]
             )
         )
+
+
+class Approval(models.Model):
+    """One pause of an execution on a human decision (`app.pause(approval_request_id=...)`)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        REQUEST_CHANGES = "request_changes", "Changes requested"
+        EXPIRED = "expired", "Expired"
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="approvals", db_constraint=False)
+    approval_request_id = models.CharField(max_length=255)
+    request_url = models.URLField(max_length=2048, blank=True, default="")
+    callback_url = models.URLField(max_length=2048, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    feedback = models.TextField(blank=True, default="")
+    response = models.JSONField(null=True, blank=True)
+    requested_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "approval_request_id"], name="approval_request_unique")
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="approval_pending_idx", condition=Q(status="pending"))]
+
+    def __str__(self) -> str:
+        return f"{self.approval_request_id} ({self.status})"
+
+    def decide(self, status: str, feedback: str, response: Any, by: str, now: datetime) -> bool:
+        """pending -> `status`, once; False if it was decided already."""
+        done = Approval.objects.filter(pk=self.pk, status=self.Status.PENDING).update(
+            status=status, feedback=feedback, response=response, decided_by=by[:255], decided_at=now
+        )
+        if done:
+            self.status, self.feedback, self.response, self.decided_by, self.decided_at = (
+                status, feedback, response, by[:255], now,
+            )  # fmt: skip
+        return bool(done)

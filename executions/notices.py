@@ -1,4 +1,4 @@
-"""Notices owed to agent instances (a cancel), delivered durably by the dispatchers.
+"""Notices owed to agent instances (a cancel, an approval decision), delivered durably by the dispatchers.
 
 A cancel used to be one POST from the web request, 5 s timeout, no retry: when it failed the
 agent kept working on a cancelled execution. Now cancelling writes an `AgentNotice` in the same
@@ -18,7 +18,7 @@ import logging
 import queue as stdlib_queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -41,12 +41,28 @@ logger = logging.getLogger(__name__)
 
 def owe_cancel(execution: Execution, now: datetime, due: datetime | None = None) -> AgentNotice | None:
     """Queue a cancel for the instance `execution` was handed to (call in the cancel's transaction)."""
+    return owe(execution, AgentNotice.Kind.CANCEL, now, due=due)
+
+
+def owe(
+    execution: Execution,
+    kind: str,
+    now: datetime,
+    *,
+    url: str = "",
+    body: dict | None = None,
+    due: datetime | None = None,
+) -> AgentNotice | None:
+    """Queue a notice to the instance holding `execution` (None if it was never handed to one)."""
     if not execution.node_instance_id:
         return None
     notice = AgentNotice.objects.create(
         execution_id=execution.id,
         node_id=execution.node_id,
         instance_id=execution.node_instance_id,
+        kind=kind,
+        url=url,
+        body=body or {},
         next_attempt_at=due or now,
         created_at=now,
     )
@@ -77,9 +93,22 @@ def backoff_seconds(attempts: int) -> float:
     return min(BACKOFF_CAP_SECONDS, 2.0 ** max(0, attempts - 1))
 
 
-def delivered(result: AgentCallResult) -> bool:
-    """The agent answered: it stopped the work, or (404, `cancelled: false`) had none to stop."""
-    return result.status_code is not None and (200 <= result.status_code < 300 or result.status_code == 404)
+def delivered(notice: AgentNotice, result: AgentCallResult) -> bool:
+    """Whether the agent took the notice.
+
+    A cancel: any answer (it stopped the work, or, 404 or `cancelled: false`, had none to stop).
+    A decision: a 2xx saying `resolved: true`, i.e. a paused reasoner received it; `resolved: false`
+    means nobody waits for it there yet (a reasoner restarting): it is sent again.
+    """
+    code = result.status_code
+    if notice.kind == AgentNotice.Kind.APPROVAL:
+        return (
+            code is not None
+            and 200 <= code < 300
+            and isinstance(result.body, dict)
+            and result.body.get("resolved") is True
+        )
+    return code is not None and (200 <= code < 300 or code == 404)
 
 
 def live_instance(notice: AgentNotice, now: datetime) -> NodeInstance | None:
@@ -110,6 +139,7 @@ class NoticeWorker:
         self._done: stdlib_queue.SimpleQueue[tuple[AgentNotice, AgentCallResult]] = stdlib_queue.SimpleQueue()
         self._unrecorded: list[tuple[AgentNotice, AgentCallResult]] = []
         self._in_flight = 0
+        self._next_expiry_sweep = datetime.min.replace(tzinfo=UTC)
 
     @property
     def in_flight(self) -> int:
@@ -118,6 +148,12 @@ class NoticeWorker:
     def run_once(self) -> bool:
         did_work = self._record_finished()
         now = self._clock()
+        if now >= self._next_expiry_sweep:  # approvals past their expiry get `expired` (at most once a second)
+            from executions import approvals
+
+            expired = approvals.expire_due(now)
+            self._next_expiry_sweep = now if expired else now + timedelta(seconds=1)
+            did_work |= bool(expired)
         for notice in claim_due(now, self.concurrency - self._in_flight):
             did_work = True
             instance = live_instance(notice, now)
@@ -125,7 +161,7 @@ class NoticeWorker:
                 notice.finish(AgentNotice.Status.ABANDONED, "the agent instance is gone; its work stopped with it", now)
                 continue
             self._in_flight += 1
-            self._pool.submit(self._post, notice, f"{instance.base_url.rstrip('/')}{notice.path}")
+            self._pool.submit(self._post, notice, notice.target(instance.base_url))
         return did_work
 
     def close(self) -> None:
@@ -134,7 +170,9 @@ class NoticeWorker:
 
     def _post(self, notice: AgentNotice, url: str) -> None:
         try:
-            result = client.post_json(url, {}, {"X-Execution-ID": notice.execution_id}, timeout=TIMEOUT_SECONDS)
+            result = client.post_json(
+                url, notice.body, {"X-Execution-ID": notice.execution_id}, timeout=TIMEOUT_SECONDS
+            )
         except Exception as exc:  # noqa: BLE001 - a bug here must not lose the outcome slot
             logger.exception("agent notice post crashed notice=%s", notice.pk)
             result = AgentCallResult(None, error=f"dispatcher error: {exc.__class__.__name__}")
@@ -157,7 +195,7 @@ class NoticeWorker:
 
     def _record(self, notice: AgentNotice, result: AgentCallResult, now: datetime) -> None:
         answer = result.describe()
-        if delivered(result):
+        if delivered(notice, result):
             notice.finish(AgentNotice.Status.DELIVERED, f"agent answered {answer}", now)
             logger.info("agent told to cancel execution=%s answer=%s", notice.execution_id, answer)
         elif now - notice.created_at > GIVE_UP_AFTER:

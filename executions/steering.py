@@ -19,6 +19,7 @@ from executions import access, notices, services
 from executions.exceptions import ExecutionError, ExecutionNotFound, InvalidTransition
 from executions.models import ACTIVE, Execution, Status
 from nodes import policy
+from nodes.exceptions import NotPermitted
 from nodes.models import ApiKey
 from nodes.policy import Principal
 from webhooks.models import Webhook
@@ -62,6 +63,8 @@ def cancel_run(run_id: str, now: datetime, principal: Principal, by: str) -> lis
     if not seen:
         raise ExecutionNotFound(f"run '{run_id}' not found")
     steerable = [e.id for e in seen if principal.is_admin or policy.may_steer(principal, access.facts(e))]
+    if not steerable:
+        raise NotPermitted(f"this key may not cancel run '{run_id}'")
     return cancel_trees(steerable, now, f"cancelled by {by} (the whole run)")
 
 
@@ -82,7 +85,7 @@ def cancel_trees(root_ids: list[str], now: datetime, reason: str) -> list[str]:
 
 def cancel_one(execution: Execution, now: datetime, reason: str) -> bool:
     """Cancel one execution and queue the notice to its agent instance; False if it had just ended."""
-    running = execution.status == Status.RUNNING
+    running = execution.status in (Status.RUNNING, Status.WAITING)
     # A queued row under a lease is being handed to an agent right now: tell that instance once
     # the hand-over is over (its lease end); a dispatcher that records the agent's 202 for an
     # execution cancelled meanwhile tells it at once (executions/dispatcher.py).

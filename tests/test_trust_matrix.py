@@ -90,6 +90,35 @@ ROUTES = {
         lambda w, e, n: ("POST", f"/api/v1/executions/{e.id}/cancel", None, None),
         {"admin": (200, 200), "client": (200, 404), "agent": (403, 404)},
     ),
+    "cancel run": (
+        lambda w, e, n: ("POST", f"/api/v1/runs/{e.run_id}/cancel", None, None),
+        {"admin": (200, 200), "client": (200, 404), "agent": (403, 404)},
+    ),
+    "restart": (
+        lambda w, e, n: ("POST", f"/api/v1/executions/{e.id}/restart", {}, None),
+        {"admin": (202, 202), "client": (202, 404), "agent": (403, 404)},
+    ),
+    "request approval": (
+        lambda w, e, n: (
+            "POST",
+            f"/api/v1/agents/{n}/executions/{e.id}/request-approval",
+            {"approval_request_id": "r"},
+            None,
+        ),
+        {"admin": (200, 200), "client": (403, 404), "agent": (200, 404)},
+    ),
+    "approval status": (  # no approval requested: those allowed get the route's own 404
+        lambda w, e, n: ("GET", f"/api/v1/agents/{n}/executions/{e.id}/approval-status", None, None),
+        {"admin": ("not_found", "not_found"), "client": (403, 404), "agent": ("not_found", 404)},
+    ),
+    "awaiter status": (
+        lambda w, e, n: ("POST", f"/api/v1/agents/{n}/executions/{e.id}/awaiter-status", {"status": "waiting"}, None),
+        {"admin": (200, 200), "client": (403, 404), "agent": (200, 404)},
+    ),
+    "approval response": (
+        lambda w, e, n: ("POST", f"/api/v1/executions/{e.id}/approval-response", {"decision": "approved"}, None),
+        {"admin": ("not_found", "not_found"), "client": ("not_found", 404), "agent": (403, 404)},
+    ),
     "redeliver": (  # no webhook registered: those allowed get the webhook's own 404
         lambda w, e, n: ("POST", f"/api/v1/executions/{e.id}/webhook/redeliver", None, None),
         {

@@ -15,6 +15,16 @@ urlpatterns = [
     path("api/v1/executions/<str:execution_id>/cancel", views.CancelView.as_view()),
     path("api/v1/executions/<str:execution_id>/restart", views.RestartView.as_view()),
     path("api/v1/runs/<str:run_id>/cancel", views.RunCancelView.as_view()),
+    path("api/v1/executions/<str:execution_id>/approval-response", views.ApprovalResponseView.as_view()),
+    path(
+        "api/v1/agents/<str:node_id>/executions/<str:execution_id>/request-approval",
+        views.ApprovalRequestView.as_view(),
+    ),
+    path(
+        "api/v1/agents/<str:node_id>/executions/<str:execution_id>/approval-status", views.ApprovalStatusView.as_view()
+    ),
+    path("api/v1/agents/<str:node_id>/executions/<str:execution_id>/awaiter-status", views.AwaiterStatusView.as_view()),
+    path("api/v1/webhooks/approval-response", views.ApprovalWebhookView.as_view()),
     path("api/v1/executions/<str:execution_id>/logs", views.LogsView.as_view()),
     path("api/v1/executions/<str:execution_id>/webhook/redeliver", views.RedeliverView.as_view()),
 ]

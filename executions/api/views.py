@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentfield_project.postgres import availability
-from executions import access, callback_spool, callbacks, services, statuses, steering
+from executions import access, approvals, callback_spool, callbacks, services, statuses, steering
 from executions.api.serializers import accepted_body, status_bodies
 from executions.exceptions import ExecutionError
 from executions.models import Execution, Status
@@ -216,3 +216,53 @@ class RedeliverView(APIView):
             access.check(principal, services.get_execution(execution_id), policy.may_steer)
         delivery = webhooks.redeliver(execution_id, timezone.now())
         return Response({"status": "queued", "delivery_id": str(delivery.id)}, status=status.HTTP_202_ACCEPTED)
+
+
+class ApprovalRequestView(APIView):
+    """POST /api/v1/agents/{node}/executions/{id}/request-approval: the SDK's `app.pause()`."""
+
+    def post(self, request, node_id: str, execution_id: str):
+        body = approvals.request(execution_id, node_id, request.data, principal_of(request), timezone.now())
+        return Response(body)
+
+
+class ApprovalStatusView(APIView):
+    """GET /api/v1/agents/{node}/executions/{id}/approval-status: the SDK's fallback poll."""
+
+    def get(self, request, node_id: str, execution_id: str):
+        return Response(approvals.status(execution_id, node_id, principal_of(request)))
+
+
+class AwaiterStatusView(APIView):
+    """POST /api/v1/agents/{node}/executions/{id}/awaiter-status: a parent waits on a paused child."""
+
+    def post(self, request, node_id: str, execution_id: str):
+        return Response(approvals.awaiter(execution_id, node_id, request.data, principal_of(request), timezone.now()))
+
+
+class ApprovalResponseView(APIView):
+    """POST /api/v1/executions/{id}/approval-response: a decision from whoever may steer the execution."""
+
+    def post(self, request, execution_id: str):
+        principal = principal_of(request)
+        access.check(principal, services.get_execution(execution_id), policy.may_steer)
+        data = request.data if isinstance(request.data, dict) else {}
+        by = steering.who(principal, getattr(request.user, "username", "") or "")
+        decided = approvals.decide(
+            execution_id, data.get("decision"), data.get("feedback"), data.get("response"), by, timezone.now(),
+            data.get("approval_request_id") if isinstance(data.get("approval_request_id"), str) else None,
+        )  # fmt: skip
+        return Response(approvals.body_of(decided))
+
+
+class ApprovalWebhookView(APIView):
+    """POST /api/v1/webhooks/approval-response: an approval tool's decision, HMAC-signed (no API key)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def post(self, request):
+        raw = request.body  # the signed bytes, read before DRF parses them
+        header = request.headers.get(approvals.SIGNATURE_HEADER, "")
+        decided = approvals.decide_from_webhook(raw, header, request.data, timezone.now())
+        return Response(approvals.body_of(decided))

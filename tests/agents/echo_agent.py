@@ -1,5 +1,6 @@
 """A minimal SDK agent: `echo` returns its input, `slow` sleeps, `boom` raises, `counted` notes each start;
-`loop` ticks until stopped and `fan` app.calls `loop` children (for cancel tests)."""
+`loop` ticks until stopped and `fan` app.calls `loop` children (for cancel tests); `gated` pauses
+on an approval."""
 
 import asyncio
 import os
@@ -52,6 +53,14 @@ async def fan(children: int = 3, seconds: float = 60.0) -> dict:
     node = os.environ.get("NODE_ID", "echo")
     results = await asyncio.gather(*(app.call(f"{node}.loop", seconds=seconds) for _ in range(children)))
     return {"children": results}
+
+
+@app.reasoner()
+async def gated(request_id: str = "req-1") -> dict:
+    """Pauses on a human decision and returns it (the product page's approval gate)."""
+    url = f"https://approvals.example.com/{request_id}"
+    result = await app.pause(approval_request_id=request_id, approval_request_url=url, expires_in_hours=1)
+    return {"decision": result.decision, "feedback": result.feedback}
 
 
 @app.skill()

@@ -91,8 +91,16 @@ def test_a_notice_for_an_instance_that_is_gone_is_abandoned_without_a_call(api, 
 
 
 @pytest.mark.parametrize(("status", "told"), [(200, True), (404, True), (500, False), (None, False)])
-def test_which_answers_count_as_delivered(status, told):
-    assert notices.delivered(AgentCallResult(status, {})) is told
+def test_which_answers_to_a_cancel_count_as_delivered(status, told):
+    assert notices.delivered(AgentNotice(kind="cancel"), AgentCallResult(status, {})) is told
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "told"),
+    [(200, {"status": "received", "resolved": True}, True), (200, {"resolved": False}, False), (404, {}, False)],
+)
+def test_a_decision_counts_as_delivered_only_once_a_paused_reasoner_took_it(status, body, told):
+    assert notices.delivered(AgentNotice(kind="approval"), AgentCallResult(status, body)) is told
 
 
 def test_a_queued_execution_is_cancelled_without_any_notice(api):
