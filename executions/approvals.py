@@ -33,6 +33,7 @@ from executions.exceptions import (
     NotConfigured,
 )
 from executions.models import AgentNotice, Approval, Execution, Status, TraceEntry
+from executions.notifications import enqueue_waiting
 from nodes import policy
 from nodes.models import NodeInstance
 from nodes.policy import Principal
@@ -136,6 +137,7 @@ def request(execution_id: str, node_id: str, body: Any, principal: Principal, no
                 requested_at=now,
                 expires_at=now + timedelta(hours=hours),
             )
+            enqueue_waiting(execution, request_id, request_url, approval.expires_at, now)
         elif callback:
             Approval.objects.filter(pk=approval.pk).update(callback_url=callback)
     return _request_answer(approval)

@@ -40,6 +40,26 @@ def payload(execution: Execution, now: datetime) -> dict[str, Any]:
     return body
 
 
+def enqueue_waiting(execution: Execution, approval_request_id: str, request_url: str, expires_at: datetime,
+                    now: datetime) -> None:  # fmt: skip
+    """`execution.waiting` to a webhook that opted in (`"events": ["execution.waiting"]`)."""
+    if not execution.webhook_registered:
+        return
+    body = {
+        "event": "execution.waiting",
+        "execution_id": execution.id,
+        "workflow_id": execution.run_id,
+        "status": "waiting",
+        "target": execution.target,
+        "approval_request_id": approval_request_id,
+        "approval_request_url": request_url,
+        "expires_at": rfc3339(expires_at),
+        "timestamp": rfc3339(now),
+    }
+    raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    webhooks.enqueue_optional(execution.id, body["event"], raw, now)
+
+
 def enqueue_webhooks(executions: list[Execution], now: datetime) -> tuple[str, ...]:
     """Queue the webhook deliveries of terminal executions that registered one.
 

@@ -136,4 +136,5 @@ def _webhook_block(original: Execution) -> dict[str, Any] | None:
     webhook = Webhook.objects.filter(execution_id=original.id).first()
     if webhook is None:
         return None
-    return {"url": webhook.url, "secret": crypto.decrypt(webhook.secret), "headers": webhook.headers}
+    return {"url": webhook.url, "secret": crypto.decrypt(webhook.secret), "headers": webhook.headers,
+            "events": webhook.events}  # fmt: skip

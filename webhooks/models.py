@@ -32,6 +32,7 @@ class Webhook(models.Model):
     secret = models.TextField(blank=True, default="")
     # The extra headers (often credentials for the receiver) as encrypted JSON, like the secret.
     sealed_headers = models.TextField(blank=True, default="")
+    events = models.JSONField(default=list, blank=True)  # opted-in events (services.OPTIONAL_EVENTS)
     created_at = models.DateTimeField()
 
     def __str__(self) -> str:

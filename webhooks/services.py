@@ -12,7 +12,7 @@ from django.db import transaction
 
 from agentfield_project import crypto
 from webhooks import queue
-from webhooks.exceptions import DeliveryNotReady, InvalidWebhook, WebhookNotFound
+from webhooks.exceptions import DeliveryInFlight, DeliveryNotReady, InvalidWebhook, WebhookNotFound
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
 
 MAX_URL_LENGTH = 2048
@@ -28,6 +28,11 @@ class WebhookSpec:
     url: str
     secret: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    events: tuple[str, ...] = ()  # opted-in events besides the terminal ones
+
+
+# Events a receiver may opt in to with `"events": [...]` (the terminal events are always sent).
+OPTIONAL_EVENTS = ("execution.waiting",)
 
 
 def _has_control(text: str) -> bool:
@@ -63,8 +68,24 @@ def parse_spec(block: Any) -> WebhookSpec:
     if len(secret) > MAX_SECRET_LENGTH:
         raise InvalidWebhook(f"webhook secret exceeds {MAX_SECRET_LENGTH} characters")
     return WebhookSpec(
-        url=parts._replace(fragment="").geturl(), secret=secret.strip(), headers=_parse_headers(block.get("headers"))
+        url=parts._replace(fragment="").geturl(),
+        secret=secret.strip(),
+        headers=_parse_headers(block.get("headers")),
+        events=_parse_events(block.get("events")),
     )
+
+
+def _parse_events(events: Any) -> tuple[str, ...]:
+    if events in (None, []):
+        return ()
+    if not isinstance(events, list) or not all(isinstance(event, str) for event in events):
+        raise InvalidWebhook("webhook.events must be a list of event names")
+    unknown = sorted(set(events) - set(OPTIONAL_EVENTS))
+    if unknown:
+        raise InvalidWebhook(
+            f"webhook.events: unknown {', '.join(unknown)} (optional events: {', '.join(OPTIONAL_EVENTS)})"
+        )
+    return tuple(sorted(set(events)))
 
 
 def _parse_headers(headers: Any) -> dict[str, str]:
@@ -99,8 +120,19 @@ def register(execution_id: str, spec: WebhookSpec, now: datetime) -> Webhook:
         url=spec.url,
         secret=crypto.encrypt(spec.secret),  # encrypted at rest; the worker decrypts to sign
         sealed_headers=Webhook.seal_headers(spec.headers),
+        events=list(spec.events),
         created_at=now,
     )
+
+
+def enqueue_optional(execution_id: str, event: str, body: bytes, now: datetime) -> Delivery | None:
+    """Queue an opt-in event (OPTIONAL_EVENTS) if the execution's webhook asked for it."""
+    if not Webhook.objects.filter(execution_id=execution_id, events__contains=[event]).exists():
+        return None
+    try:
+        return enqueue(execution_id, event, body, now)
+    except DeliveryInFlight:
+        return None  # the previous one of this kind is being sent right now: the receiver hears of it
 
 
 def enqueue(execution_id: str, event: str, body: bytes, now: datetime, notify: bool = True) -> Delivery | None:

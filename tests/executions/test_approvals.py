@@ -18,6 +18,8 @@ from nodes import auth, policy
 from nodes.client import AgentCallResult
 from nodes.models import Node
 from tests.factories import make_execution, make_node, set_heartbeat
+from webhooks import services as webhook_services
+from webhooks.models import Delivery
 
 pytestmark = pytest.mark.django_db
 
@@ -250,3 +252,25 @@ def test_a_reasoner_may_pause_before_its_dispatcher_recorded_the_202(stub_agent,
     assert record_outcome(item, AgentCallResult(202, {}), now) == "superseded"
     fresh = Execution.objects.get(pk=item.execution.pk)
     assert (fresh.status, fresh.lease_token) == ("waiting", None)
+
+
+def _with_webhook(world, events):
+    execution = world["execution"]
+    Execution.objects.filter(pk=execution.pk).update(webhook_registered=True)
+    spec = webhook_services.parse_spec({"url": "https://hooks.example.com/af", "events": events})
+    webhook_services.register(execution.id, spec, timezone.now())
+
+
+def test_a_webhook_that_opted_in_hears_execution_waiting(world):
+    _with_webhook(world, ["execution.waiting"])
+    pause(world)
+    delivery = Delivery.objects.get(execution_id=world["execution"].id)
+    body = json.loads(bytes(delivery.body))
+    assert (delivery.event, body["event"], body["status"]) == ("execution.waiting",) * 2 + ("waiting",)
+    assert body["approval_request_id"] == "req-1" and body["approval_request_url"].endswith("req-1")
+
+
+def test_a_webhook_that_did_not_opt_in_hears_only_the_end(world):
+    _with_webhook(world, [])
+    pause(world)
+    assert not Delivery.objects.filter(execution_id=world["execution"].id).exists()

@@ -16,6 +16,15 @@ from webhooks.transport import DeliveryResult
 URL = "https://hooks.example.com/af"
 
 
+def test_optional_events_are_opted_in_by_name_and_unknown_ones_refused():
+    assert services.parse_spec({"url": URL, "events": ["execution.waiting"]}).events == ("execution.waiting",)
+    assert services.parse_spec({"url": URL}).events == ()
+    with pytest.raises(InvalidWebhook, match="unknown execution.started"):
+        services.parse_spec({"url": URL, "events": ["execution.started"]})
+    with pytest.raises(InvalidWebhook, match="list of event names"):
+        services.parse_spec({"url": URL, "events": "execution.waiting"})
+
+
 def test_parse_spec_normalises_a_valid_block():
     spec = services.parse_spec(
         {"url": f"  {URL}#frag ", "secret": "  s3cr3t  ", "headers": {" X-Tenant ": " acme ", "": "skipped"}}
