@@ -274,8 +274,8 @@ class ApprovalAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Approval, form, change) -> None:
         # Never a plain save: a decision is a transition of the approval and of its execution.
         decision = form.cleaned_data.get("decision")
-        if decision:
-            self._decide(request, obj, decision, form.cleaned_data.get("feedback") or "")
+        if decision and self._decide(request, obj, decision, form.cleaned_data.get("feedback") or ""):
+            obj.refresh_from_db()  # the confirmation names the decision, not "pending"
 
     def _decide(self, request, obj: Approval, decision: str, feedback: str) -> bool:
         by = f"staff user '{request.user}' in the admin"
