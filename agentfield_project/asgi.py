@@ -3,7 +3,8 @@
 HTTP (the JSON API, admin, dashboard and the SSE event stream, an async view) goes to Django.
 Static files (dashboard and admin assets: the machines are offline, no CDN) are served from the
 apps' and project's static directories. The stream's path gets Twisted back-pressure through
-FlowControl (see agentfield_project/flow.py). WebSockets are refused.
+FlowControl (see agentfield_project/flow.py). One WebSocket is served: the SDK's memory change
+events (executions/memory_events.py); any other is refused.
 """
 
 import os
@@ -14,15 +15,17 @@ from agentfield_project.handler import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be set up first)
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (Django must be set up first)
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import path, re_path  # noqa: E402
 
 from agentfield_project.flow import FlowControl  # noqa: E402
 from agentfield_project.postgres import availability  # noqa: E402
+from executions.memory_events import MemoryEventsConsumer  # noqa: E402
 
 
 async def refuse_websocket(scope, receive, send):
-    """WebSockets (the SDK's optional memory-events socket) are refused cleanly."""
+    """Any other WebSocket is refused cleanly."""
     # Closing before accepting makes daphne answer the handshake with 403 (not a 500 and a
     # traceback); the SDK tolerates it and gives up after a few tries.
     await receive()
@@ -32,7 +35,12 @@ async def refuse_websocket(scope, receive, send):
 router = ProtocolTypeRouter(
     {
         "http": FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",)),
-        "websocket": refuse_websocket,
+        "websocket": URLRouter(
+            [
+                path("api/v1/memory/events/ws", MemoryEventsConsumer.as_asgi()),
+                re_path(r"", refuse_websocket),
+            ]
+        ),
     }
 )
 _serving = False

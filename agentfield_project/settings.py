@@ -275,6 +275,8 @@ AGENTFIELD_RATE_LIMITS = {
 # Secret of the inbound approval webhook (POST /api/v1/webhooks/approval-response, HMAC-signed);
 # empty: the route is off.
 AGENTFIELD_APPROVAL_WEBHOOK_SECRET = env.str("AGENTFIELD_APPROVAL_WEBHOOK_SECRET", default="")
+# How long memory change events (for the SDK's @app.memory.on_change and its history) are kept.
+AGENTFIELD_MEMORY_EVENT_RETENTION_HOURS = env.float("AGENTFIELD_MEMORY_EVENT_RETENTION_HOURS", default=24)
 # Open event streams one API key may hold in one server process.
 AGENTFIELD_MAX_STREAMS_PER_KEY = env.int("AGENTFIELD_MAX_STREAMS_PER_KEY", default=100)
 AGENTFIELD_CALLBACK_SPOOL_DIR = env.str("AGENTFIELD_CALLBACK_SPOOL_DIR", default=str(BASE_DIR / "var" / "spool"))

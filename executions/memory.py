@@ -111,12 +111,30 @@ def check_key(key: Any) -> str:
 
 # --- operations --------------------------------------------------------------------------------
 
+# One statement: the entry, its change event (executions/memory_events.py) and the NOTIFY.
 _UPSERT = """
-INSERT INTO {table} (scope, scope_id, key, data, created_at, updated_at)
-VALUES (%s, %s, %s, %s::jsonb, %s, %s)
-ON CONFLICT (scope, scope_id, key) DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at
-RETURNING id, created_at
+WITH entry AS (
+    INSERT INTO executions_memoryentry (scope, scope_id, key, data, created_at, updated_at)
+    VALUES (%(scope)s, %(scope_id)s, %(key)s, %(data)s::jsonb, %(now)s, %(now)s)
+    ON CONFLICT (scope, scope_id, key) DO UPDATE SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at
+    RETURNING id, created_at
+), event AS (
+    INSERT INTO executions_memoryevent (scope, scope_id, key, action, created_at)
+    VALUES (%(scope)s, %(scope_id)s, %(key)s, 'set', %(now)s)
+)
+SELECT entry.id, entry.created_at, pg_notify(%(channel)s, '') FROM entry
 """
+_DELETE = """
+WITH gone AS (
+    DELETE FROM executions_memoryentry WHERE scope = %(scope)s AND scope_id = %(scope_id)s AND key = %(key)s
+    RETURNING id
+), event AS (
+    INSERT INTO executions_memoryevent (scope, scope_id, key, action, created_at)
+    SELECT %(scope)s, %(scope_id)s, %(key)s, 'delete', %(now)s FROM gone
+)
+SELECT count(*), pg_notify(%(channel)s, '') FROM gone
+"""
+MEMORY_CHANNEL = "agentfield_memory"
 
 
 def set_entry(ref: ScopeRef, key: str, data: Any, now: datetime) -> MemoryEntry:
@@ -125,12 +143,10 @@ def set_entry(ref: ScopeRef, key: str, data: Any, now: datetime) -> MemoryEntry:
         raise InvalidMemoryRequest("'data' is required and must not be null")
     encoded = json.dumps(data, ensure_ascii=False, allow_nan=False)
     # Autocommit: the single statement is its own transaction, so the checkpoint is durable here.
+    params = {"scope": ref.scope, "scope_id": ref.scope_id, "key": key, "data": encoded, "now": now}
     with connection.cursor() as cursor:
-        cursor.execute(
-            _UPSERT.format(table=MemoryEntry._meta.db_table),
-            [ref.scope, ref.scope_id, key, encoded, now, now],
-        )
-        pk, created_at = cursor.fetchone()
+        cursor.execute(_UPSERT, params | {"channel": MEMORY_CHANNEL})
+        pk, created_at, _ = cursor.fetchone()
     return MemoryEntry(
         id=pk, scope=ref.scope, scope_id=ref.scope_id, key=key, data=data, created_at=created_at, updated_at=now
     )
@@ -147,10 +163,12 @@ def get_entry(refs: list[ScopeRef], key: str) -> MemoryEntry | None:
     return next((hits[(ref.scope, ref.scope_id)] for ref in refs if (ref.scope, ref.scope_id) in hits), None)
 
 
-def delete_entry(ref: ScopeRef, key: str) -> bool:
+def delete_entry(ref: ScopeRef, key: str, now: datetime) -> bool:
     """Delete `key` from `ref`; returns whether it existed (deleting a missing key is not an error)."""
-    deleted, _ = MemoryEntry.objects.filter(scope=ref.scope, scope_id=ref.scope_id, key=key).delete()
-    return deleted > 0
+    params = {"scope": ref.scope, "scope_id": ref.scope_id, "key": key, "now": now, "channel": MEMORY_CHANNEL}
+    with connection.cursor() as cursor:
+        cursor.execute(_DELETE, params)
+        return cursor.fetchone()[0] > 0
 
 
 def list_entries(ref: ScopeRef) -> QuerySet[MemoryEntry]:

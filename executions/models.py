@@ -490,6 +490,27 @@ class MemoryEntry(models.Model):
         return f"{self.scope}/{self.scope_id}/{self.key}"
 
 
+class MemoryEvent(models.Model):
+    """A change of a memory entry, for `@app.memory.on_change` (executions/memory_events.py).
+
+    Only what changed is kept (not the data: the entry holds it), so a checkpoint costs one small
+    extra row; rows older than AGENTFIELD_MEMORY_EVENT_RETENTION_HOURS are pruned.
+    """
+
+    scope = models.CharField(max_length=16)
+    scope_id = models.CharField(max_length=255)
+    key = models.CharField(max_length=1024)
+    action = models.CharField(max_length=8)  # set | delete
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["scope", "scope_id", "id"], name="memory_event_scope_idx"),
+            models.Index(fields=["created_at"], name="memory_event_created_idx"),
+        ]
+
+
 class AgentNotice(models.Model):
     """A message the control plane owes one agent instance (a cancel), sent until it answers or is gone.
 

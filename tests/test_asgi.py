@@ -5,7 +5,7 @@ import asyncio
 from agentfield_project.asgi import application
 
 
-def test_a_websocket_handshake_is_refused_without_an_error():
+def test_an_unknown_websocket_is_refused_without_an_error():
     sent = []
 
     async def receive():
@@ -14,6 +14,6 @@ def test_a_websocket_handshake_is_refused_without_an_error():
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "websocket", "path": "/api/v1/memory/events/ws", "headers": []}
+    scope = {"type": "websocket", "path": "/ws/anything-else", "headers": []}  # only the memory socket is served
     asyncio.run(application(scope, receive, send))
     assert sent == [{"type": "websocket.close", "code": 1000}]

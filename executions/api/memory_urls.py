@@ -9,5 +9,6 @@ memory_urlpatterns = [
     path("api/v1/memory/get", memory_views.MemoryGetView.as_view()),
     path("api/v1/memory/delete", memory_views.MemoryDeleteView.as_view()),
     path("api/v1/memory/list", memory_views.MemoryListView.as_view()),
+    path("api/v1/memory/events/history", memory_views.MemoryEventHistoryView.as_view()),
 ]
 urlpatterns = memory_urlpatterns

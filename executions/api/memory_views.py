@@ -9,7 +9,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from executions import access, memory
+from executions import access, memory, memory_events
 from executions.exceptions import InvalidMemoryRequest
 from executions.models import MemoryEntry
 from nodes.auth import principal_of
@@ -77,7 +77,7 @@ class MemoryDeleteView(APIView):
         body = body_of(request)
         key = memory.check_key(body.get("key"))
         ref = permitted(request, memory.write_ref(memory.check_scope(body.get("scope")), request.headers), True)
-        memory.delete_entry(ref, key)
+        memory.delete_entry(ref, key, timezone.now())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -88,3 +88,10 @@ class MemoryListView(APIView):
             raise InvalidMemoryRequest("Scope parameter is required for listing memory")
         entries = memory.list_entries(permitted(request, memory.explicit_ref(scope, request.headers), False))
         return Response([entry_representation(entry) for entry in entries])
+
+
+class MemoryEventHistoryView(APIView):
+    """GET /api/v1/memory/events/history: past memory changes (the SDK's `history()`), oldest first."""
+
+    def get(self, request):
+        return Response(memory_events.history(principal_of(request), request.query_params))

@@ -175,3 +175,19 @@ class HealthView(APIView):
             return response
         storage = {"status": "healthy", "message": "database is responsive"}
         return Response({"status": "healthy", "timestamp": now.isoformat(), "checks": {"storage": storage}})
+
+
+class DidRegisterView(APIView):
+    """POST /api/v1/did/register: the SDK asks for DIDs at start-up; this control plane issues none.
+
+    Issuing DIDs means generating signing keys for every agent and reasoner, handing out their
+    private halves, and serving the verifiable-credential routes the SDK then calls: a credential
+    system of its own, not a stub. The SDK logs this 404 once and runs without DIDs.
+    """
+
+    @extend_schema(request=OpenApiTypes.ANY, responses={404: schema.ErrorSerializer, **ERRORS})
+    def post(self, request):
+        message = (
+            "this control plane issues no DIDs; the agent runs without them (Agent(enable_did=False) skips this call)"
+        )
+        return Response({"error": message, "code": "did_not_supported"}, status=status.HTTP_404_NOT_FOUND)

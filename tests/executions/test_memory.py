@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from executions import memory
 from executions.exceptions import InvalidMemoryRequest
@@ -93,8 +94,8 @@ def test_get_returns_the_first_scope_that_holds_the_key_in_one_query(now, django
 def test_delete_reports_whether_the_key_existed(now):
     ref = ScopeRef("actor", "a-1")
     memory.set_entry(ref, "k", {"x": 1}, now)
-    assert memory.delete_entry(ref, "k") is True
-    assert memory.delete_entry(ref, "k") is False
+    assert memory.delete_entry(ref, "k", timezone.now()) is True
+    assert memory.delete_entry(ref, "k", timezone.now()) is False
 
 
 @pytest.mark.django_db
