@@ -56,10 +56,11 @@ async def fan(children: int = 3, seconds: float = 60.0) -> dict:
 
 
 @app.reasoner()
-async def gated(request_id: str = "req-1") -> dict:
+async def gated(request_id: str = "req-1", hours: float = 1.0, timeout: float | None = None) -> dict:
     """Pauses on a human decision and returns it (the product page's approval gate)."""
     url = f"https://approvals.example.com/{request_id}"
-    result = await app.pause(approval_request_id=request_id, approval_request_url=url, expires_in_hours=1)
+    result = await app.pause(approval_request_id=request_id, approval_request_url=url, expires_in_hours=hours,
+                             timeout=timeout)  # fmt: skip
     return {"decision": result.decision, "feedback": result.feedback}
 
 

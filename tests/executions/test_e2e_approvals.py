@@ -58,3 +58,17 @@ def test_a_wait_survives_the_agent_being_killed_and_the_decision_reaches_its_suc
     done = wait_until(lambda: (s := status(url, execution_id))["status"] == "succeeded" and s, timeout=120)
     assert done["result"]["decision"] == "rejected"  # the re-dispatched reasoner paused again and got it
     assert done["attempt"] == 2
+
+
+def test_the_control_plane_expires_a_wait_and_the_reasoner_hears_it(stack, launch):
+    url = stack
+    launch.agent("echo_agent.py", url, NODE_ID="echo")
+    wait_until(lambda: registered(url), timeout=60, message="agent registration")
+    # Expires in about 2 s on our side; the SDK's own timer would wait 10 minutes.
+    body = {"input": {"request_id": "req-exp", "hours": 0.0006, "timeout": 600}}
+    _, accepted, _ = http("POST", f"{url}/api/v1/execute/async/echo.gated", body)
+    execution_id = accepted["execution_id"]
+    done = wait_until(lambda: (s := status(url, execution_id))["status"] == "succeeded" and s, timeout=90)
+    assert done["result"]["decision"] == "expired"
+    approval = http("GET", f"{url}/api/v1/agents/echo/executions/{execution_id}/approval-status")[1]
+    assert approval["status"] == "expired" and approval["decided_by"] == "the control plane (expired)"
