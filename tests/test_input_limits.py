@@ -141,7 +141,7 @@ def test_a_nul_in_the_url_is_a_400(api, url):
     assert "NUL characters" in response.json()["error"]
 
 
-@pytest.mark.parametrize("url", ["/api/v1/no-such-route", "/api/v1/executions/a/b/c", "/api/v1/did/register"])
+@pytest.mark.parametrize("url", ["/api/v1/no-such-route", "/api/v1/executions/a/b/c", "/api/v1/vc/verify"])
 def test_unknown_api_routes_are_a_json_404(api, url):
     response = api.post(url)
     assert response.status_code == 404

@@ -10,7 +10,7 @@ from agentfield_project.exceptions import server_error
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/did/register", "/api/v1/executions/a/b/c"])
+@pytest.mark.parametrize("path", ["/api/v1/nothing-here", "/api/v1/vc/verify", "/api/v1/executions/a/b/c"])
 def test_an_unknown_api_route_is_a_json_404(api, path):
     response = api.post(path, {}, format="json")
     assert response.status_code == 404

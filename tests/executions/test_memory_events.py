@@ -105,3 +105,10 @@ def test_an_sdk_agent_starts_without_memory_socket_errors(launch):
     wait_until(lambda: "Connected to AgentField server" in agent.output(), timeout=30)
     time.sleep(3)  # the SDK connects its memory socket right after; it used to be refused (403) here
     assert "Failed to connect to memory events" not in agent.output()
+
+
+@pytest.mark.django_db
+def test_did_registration_is_a_404_that_says_why(api):
+    answer = api.post("/api/v1/did/register", {"agent_node_id": "echo"}, format="json")
+    assert answer.status_code == 404 and answer.json()["code"] == "did_not_supported"
+    assert "issues no DIDs" in answer.json()["error"]
