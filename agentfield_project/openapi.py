@@ -36,6 +36,8 @@ class ExecuteRequestSerializer(serializers.Serializer):
     input = serializers.DictField(help_text="the reasoner's keyword arguments")
     context = serializers.DictField(required=False)
     webhook = WebhookSpecSerializer(required=False)
+    delay_seconds = serializers.FloatField(required=False, min_value=0, help_text="not dispatched before this delay")
+    run_at = serializers.DateTimeField(required=False, help_text="not dispatched before this moment (with a zone)")
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -48,6 +50,7 @@ class AcceptedSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
     webhook_registered = serializers.BooleanField()
     webhook_error = serializers.CharField(required=False)
+    run_at = serializers.DateTimeField(required=False, help_text="when a delayed execution becomes due")
 
 
 class ExecutionSerializer(serializers.Serializer):

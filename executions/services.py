@@ -8,11 +8,12 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.dateparse import parse_datetime
 
 from executions import access, events
 from executions.exceptions import ExecutionError, ExecutionNotFound, IdempotencyConflict, InvalidTarget, TargetNotFound
@@ -47,6 +48,9 @@ class Submission:
     session_id: str
     actor_id: str
     idempotency_key: str | None
+    # Not before: an absolute moment (`run_at`) or a delay from acceptance (`delay_seconds`).
+    run_at: datetime | None = None
+    delay: timedelta | None = None
 
     def fingerprint(self) -> str:
         canonical = json.dumps(
@@ -98,7 +102,28 @@ def build_submission(target: str, body: Any, headers: Any) -> Submission:
         session_id=header(headers, "X-Session-ID"),
         actor_id=header(headers, "X-Actor-ID"),
         idempotency_key=header(headers, "Idempotency-Key") or None,
+        **_not_before(body),
     )
+
+
+MAX_DELAY = timedelta(days=366)
+
+
+def _not_before(body: dict[str, Any]) -> dict[str, Any]:
+    """`delay_seconds` (a number) or `run_at` (ISO 8601 with a zone): when the execution becomes due."""
+    delay, run_at = body.get("delay_seconds"), body.get("run_at")
+    if delay is not None and run_at is not None:
+        raise ExecutionError("give delay_seconds or run_at, not both")
+    if delay is not None:
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY.total_seconds():
+            raise ExecutionError(f"delay_seconds must be a number between 0 and {MAX_DELAY.total_seconds():.0f}")
+        return {"delay": timedelta(seconds=delay)}
+    if run_at is not None:
+        moment = parse_datetime(run_at) if isinstance(run_at, str) else None
+        if moment is None or moment.tzinfo is None:
+            raise ExecutionError("run_at must be an ISO 8601 date and time with a zone, e.g. 2026-12-24T18:00:00Z")
+        return {"run_at": moment}
+    return {}
 
 
 def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -> tuple[Execution, str | None, bool]:
@@ -187,7 +212,7 @@ def _create(
         input=sub.input,
         context=sub.context,
         max_attempts=settings.AGENTFIELD_EXECUTION_MAX_ATTEMPTS,
-        run_at=now,
+        run_at=_due(sub, now),
         idempotency_key=sub.idempotency_key,
         request_fingerprint=fingerprint,
         webhook_registered=spec is not None,
@@ -200,6 +225,14 @@ def _create(
             webhooks.register(execution.id, spec, now)
         events.record(execution, events.QUEUED, now, notify=(events.DISPATCH_CHANNEL,))
     return execution
+
+
+def _due(sub: Submission, now: datetime) -> datetime:
+    if sub.run_at is not None:
+        if sub.run_at > now + MAX_DELAY:
+            raise ExecutionError("run_at must be within a year")
+        return max(now, sub.run_at)
+    return now + sub.delay if sub.delay else now
 
 
 def get_execution(execution_id: str) -> Execution:

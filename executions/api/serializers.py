@@ -28,6 +28,8 @@ def accepted_body(execution: Execution, webhook_error: str | None = None) -> dic
         "created_at": timestamp(execution.created_at),
         "webhook_registered": execution.webhook_registered,
     }
+    if execution.run_at > execution.created_at and execution.status == "queued" and not execution.attempt:
+        body["run_at"] = timestamp(execution.run_at)  # delayed: not dispatched before then
     if webhook_error:
         body["webhook_error"] = webhook_error
     return body

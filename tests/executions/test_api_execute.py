@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import re
 import threading
+from datetime import timedelta
 
 import psycopg
 import pytest
 from django.utils import timezone
 
 from agentfield_project import crypto
-from executions import services
+from executions import queue, services
 from executions.models import Execution, ExecutionEvent
 from tests.factories import make_node
 from tests.processes import wait_until
@@ -357,3 +358,42 @@ def test_two_racing_submits_with_one_idempotency_key_store_one_execution(db_url)
     assert (execution.id, created, webhook_error) == ("exec_winner", False, None)
     assert Execution.objects.filter(idempotency_key="race").count() == 1
     assert not ExecutionEvent.objects.exclude(execution_id=template.id).exists()
+
+
+def test_a_delayed_execution_waits_in_the_queue_until_it_is_due(api, now):
+    make_node("later", reasoners=("work",))
+    answer = api.post("/api/v1/execute/async/later.work", {"input": {}, "delay_seconds": 3600}, format="json")
+    assert answer.status_code == 202
+    execution = Execution.objects.get(pk=answer.json()["execution_id"])
+    assert 3590 <= (execution.run_at - execution.created_at).total_seconds() <= 3600
+    assert answer.json()["run_at"]
+    assert queue.claim("w", timezone.now(), 10, lease_seconds=60, alive_seconds=7) == []
+    assert len(queue.claim("w", execution.run_at, 10, lease_seconds=60, alive_seconds=3600 * 2)) == 1
+
+
+def test_an_execution_may_name_the_moment_it_becomes_due(api):
+    make_node("later", reasoners=("work",))
+    answer = api.post(
+        "/api/v1/execute/async/later.work", {"input": {}, "run_at": "2099-01-01T00:00:00Z"}, format="json"
+    )
+    assert answer.status_code == 400 and "within a year" in answer.json()["error"]
+    moment = (timezone.now() + timedelta(hours=2)).isoformat()
+    answer = api.post("/api/v1/execute/async/later.work", {"input": {}, "run_at": moment}, format="json")
+    assert Execution.objects.get(pk=answer.json()["execution_id"]).run_at.isoformat() == moment
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"delay_seconds": -1}, "delay_seconds must be"),
+        ({"delay_seconds": True}, "delay_seconds must be"),
+        ({"delay_seconds": 10, "run_at": "2026-12-24T18:00:00Z"}, "not both"),
+        ({"run_at": "tomorrow"}, "run_at must be"),
+        ({"run_at": "2026-12-24T18:00:00"}, "with a zone"),
+    ],
+)
+def test_bad_delays_are_a_400_and_create_nothing(api, extra, message):
+    make_node("later", reasoners=("work",))
+    answer = api.post("/api/v1/execute/async/later.work", {"input": {}, **extra}, format="json")
+    assert answer.status_code == 400 and message in answer.json()["error"]
+    assert not Execution.objects.exists()
