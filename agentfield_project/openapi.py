@@ -18,7 +18,8 @@ from executions.callbacks import MAX_DURATION_MS, MAX_PROGRESS
 from executions.models import Status
 from nodes.api.schema import ErrorSerializer
 
-ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 413: ErrorSerializer, 415: ErrorSerializer}
+# 429: the per-key rate limits (nodes/throttling.py).
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 413: ErrorSerializer, 415: ErrorSerializer, 429: ErrorSerializer}
 NOT_FOUND = {404: ErrorSerializer}
 
 
@@ -36,7 +37,9 @@ class ExecuteRequestSerializer(serializers.Serializer):
     input = serializers.DictField(help_text="the reasoner's keyword arguments")
     context = serializers.DictField(required=False)
     webhook = WebhookSpecSerializer(required=False)
-    delay_seconds = serializers.FloatField(required=False, min_value=0, help_text="not dispatched before this delay")
+    delay_seconds = serializers.FloatField(
+        required=False, min_value=0, max_value=366 * 86400, help_text="not dispatched before this delay"
+    )
     run_at = serializers.DateTimeField(required=False, help_text="not dispatched before this moment (with a zone)")
 
 
@@ -389,3 +392,16 @@ def _extension(view_name: str, decorator) -> type[OpenApiViewExtension]:
 
 
 EXTENSIONS = [_extension(name, decorator) for name, decorator in SCHEMAS.items()]
+
+
+# Fields of one request body that exclude each other (a body with both is a 400).
+EXCLUSIVE = {"ExecuteRequestRequest": ("delay_seconds", "run_at")}
+
+
+def exclusive_fields(result, generator, request, public):
+    """drf-spectacular post-processing: say in the schema which fields may not come together."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, fields in EXCLUSIVE.items():
+        if name in schemas:
+            schemas[name]["not"] = {"required": list(fields)}
+    return result

@@ -204,6 +204,10 @@ SPECTACULAR_SETTINGS = {
         "ServiceHealthEnum": ["healthy", "unhealthy"],
         "NodeHealthEnum": ["active", "inactive", "offline"],
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "agentfield_project.openapi.exclusive_fields",
+    ],
 }
 
 LOGGING = {

@@ -22,7 +22,7 @@ from nodes.auth import principal_of
 from nodes.exceptions import NodeNotFound
 from nodes.models import Node
 
-ERRORS = {400: schema.ErrorSerializer, 401: schema.ErrorSerializer}
+ERRORS = {400: schema.ErrorSerializer, 401: schema.ErrorSerializer, 429: schema.ErrorSerializer}
 REGISTER_SCHEMA = extend_schema(
     request=RegistrationSerializer,
     responses={201: schema.RegisteredSerializer, 413: schema.ErrorSerializer, 415: schema.ErrorSerializer, **ERRORS},

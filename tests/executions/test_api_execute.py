@@ -373,10 +373,6 @@ def test_a_delayed_execution_waits_in_the_queue_until_it_is_due(api, now):
 
 def test_an_execution_may_name_the_moment_it_becomes_due(api):
     make_node("later", reasoners=("work",))
-    answer = api.post(
-        "/api/v1/execute/async/later.work", {"input": {}, "run_at": "2099-01-01T00:00:00Z"}, format="json"
-    )
-    assert answer.status_code == 400 and "within a year" in answer.json()["error"]
     moment = (timezone.now() + timedelta(hours=2)).isoformat()
     answer = api.post("/api/v1/execute/async/later.work", {"input": {}, "run_at": moment}, format="json")
     assert Execution.objects.get(pk=answer.json()["execution_id"]).run_at.isoformat() == moment
