@@ -279,6 +279,11 @@ AGENTFIELD_RATE_LIMITS = {
 # Secret of the inbound approval webhook (POST /api/v1/webhooks/approval-response, HMAC-signed);
 # empty: the route is off.
 AGENTFIELD_APPROVAL_WEBHOOK_SECRET = env.str("AGENTFIELD_APPROVAL_WEBHOOK_SECRET", default="")
+# Retention (executions/retention.py): finished executions older than this many days go, with
+# their events, trace, approvals, notices and webhook deliveries (0: keep everything); the
+# memory of a run goes with its last execution unless AGENTFIELD_RETENTION_PRUNE_MEMORY is false.
+AGENTFIELD_RETENTION_DAYS = env.float("AGENTFIELD_RETENTION_DAYS", default=30)
+AGENTFIELD_RETENTION_PRUNE_MEMORY = env.bool("AGENTFIELD_RETENTION_PRUNE_MEMORY", default=True)
 # How long memory change events (for the SDK's @app.memory.on_change and its history) are kept.
 AGENTFIELD_MEMORY_EVENT_RETENTION_HOURS = env.float("AGENTFIELD_MEMORY_EVENT_RETENTION_HOURS", default=24)
 # Open event streams one API key may hold in one server process.

@@ -139,7 +139,7 @@ class NoticeWorker:
         self._done: stdlib_queue.SimpleQueue[tuple[AgentNotice, AgentCallResult]] = stdlib_queue.SimpleQueue()
         self._unrecorded: list[tuple[AgentNotice, AgentCallResult]] = []
         self._in_flight = 0
-        self._next_expiry_sweep = self._next_prune = datetime.min.replace(tzinfo=UTC)
+        self._next_expiry_sweep = datetime.min.replace(tzinfo=UTC)
 
     @property
     def in_flight(self) -> int:
@@ -154,11 +154,6 @@ class NoticeWorker:
             expired = approvals.expire_due(now)
             self._next_expiry_sweep = now if expired else now + timedelta(seconds=1)
             did_work |= bool(expired)
-        if now >= self._next_prune:  # old memory change events go (once a minute)
-            from executions import memory_events
-
-            memory_events.prune(now)
-            self._next_prune = now + timedelta(minutes=1)
         for notice in claim_due(now, self.concurrency - self._in_flight):
             did_work = True
             instance = live_instance(notice, now)

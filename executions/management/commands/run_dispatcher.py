@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from executions.dispatcher import ExecutionDispatcher
+from executions.housekeeping import Housekeeper
 from executions.notices import NoticeWorker
 from executions.runner import Runner
 from executions.wakeup import Wakeup
@@ -39,7 +40,9 @@ class Command(BaseCommand):
             worker_id, settings.AGENTFIELD_WEBHOOK_CONCURRENCY, on_wake=lambda: wakeup.poke(DeliveryWorker.channel)
         )
         agent_notices = NoticeWorker(on_wake=lambda: wakeup.poke(NoticeWorker.channel))
-        runner = Runner([dispatcher, deliveries, agent_notices], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS)
+        runner = Runner(
+            [dispatcher, deliveries, agent_notices, Housekeeper()], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS
+        )
 
         def stop(signum: int, frame: Any) -> None:
             if runner.stopping:  # a second signal: stop waiting for agent calls

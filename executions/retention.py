@@ -1,0 +1,117 @@
+"""Retention: finished executions, and everything kept about them, are pruned after a while.
+
+An execution finished more than AGENTFIELD_RETENTION_DAYS ago goes with its events, trace,
+approvals, notices to agents and webhook deliveries (with their attempts). The memory of its run
+goes when the run's last execution goes (AGENTFIELD_RETENTION_PRUNE_MEMORY), never before: a
+restart with `same_run` resumes from those checkpoints while any execution of the run is kept.
+Active executions are never touched, however old.
+
+The dispatchers prune in small batches (`Housekeeper`, executions/housekeeping.py), each batch one
+short transaction whose rows are locked with SKIP LOCKED, so dispatchers never prune the same rows
+and never wait on each other; `manage.py prune --dry-run` tells what would go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+
+from executions.models import (
+    TERMINAL,
+    AgentNotice,
+    Approval,
+    Execution,
+    ExecutionEvent,
+    MemoryEntry,
+    TraceEntry,
+)
+from webhooks.models import Delivery, DeliveryAttempt, Webhook
+
+
+@dataclass
+class Pruned:
+    executions: int = 0
+    events: int = 0
+    trace_entries: int = 0
+    approvals: int = 0
+    agent_notices: int = 0
+    webhook_deliveries: int = 0
+    memory_entries: int = 0
+
+    def add(self, other: Pruned) -> None:
+        for item in fields(self):
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+
+    def describe(self) -> str:
+        return ", ".join(f"{getattr(self, item.name)} {item.name.replace('_', ' ')}" for item in fields(self))
+
+
+def cutoff(now: datetime) -> datetime | None:
+    """Executions finished before this go; None when retention is off (0 days)."""
+    days = settings.AGENTFIELD_RETENTION_DAYS
+    return now - timedelta(days=days) if days > 0 else None
+
+
+def _due(before: datetime):
+    # created_at first: the created index finds old rows without a scan of the whole table; an
+    # execution created long ago that finished recently stays until its finish is old enough.
+    return Execution.objects.filter(status__in=TERMINAL, created_at__lt=before, completed_at__lt=before)
+
+
+def prune_batch(now: datetime, limit: int = 500) -> Pruned:
+    """Delete one batch of expired executions and what hangs off them (one transaction)."""
+    before = cutoff(now)
+    if before is None:
+        return Pruned()
+    with transaction.atomic():
+        rows = list(
+            _due(before).order_by("created_at").select_for_update(skip_locked=True).values_list("id", "run_id")[:limit]
+        )
+        if not rows:
+            return Pruned()
+        ids, runs = [row[0] for row in rows], {row[1] for row in rows}
+        pruned = Pruned(
+            events=ExecutionEvent.objects.filter(execution_id__in=ids).delete()[0],
+            trace_entries=TraceEntry.objects.filter(execution_id__in=ids).delete()[0],
+            approvals=Approval.objects.filter(execution_id__in=ids).delete()[0],
+            agent_notices=AgentNotice.objects.filter(execution_id__in=ids).delete()[0],
+        )
+        DeliveryAttempt.objects.filter(delivery__execution_id__in=ids).delete()
+        pruned.webhook_deliveries = (
+            Delivery.objects.filter(execution_id__in=ids).delete()[1].get("webhooks.Delivery", 0)
+        )
+        Webhook.objects.filter(execution_id__in=ids).delete()
+        pruned.executions = Execution.objects.filter(id__in=ids).delete()[1].get("executions.Execution", 0)
+        if settings.AGENTFIELD_RETENTION_PRUNE_MEMORY:
+            kept = set(Execution.objects.filter(run_id__in=runs).values_list("run_id", flat=True).distinct())
+            gone = runs - kept
+            pruned.memory_entries = MemoryEntry.objects.filter(scope="workflow", scope_id__in=gone).delete()[0]
+    return pruned
+
+
+def would_prune(now: datetime) -> Pruned:
+    """What pruning everything due now would delete (counts only; for `prune --dry-run`)."""
+    before = cutoff(now)
+    if before is None:
+        return Pruned()
+    due = _due(before)
+    ids = due.values("id")
+    runs = set(due.values_list("run_id", flat=True).distinct())
+    kept = set(
+        Execution.objects.filter(run_id__in=runs).exclude(id__in=ids).values_list("run_id", flat=True).distinct()
+    )
+    memory = 0
+    if settings.AGENTFIELD_RETENTION_PRUNE_MEMORY:
+        memory = MemoryEntry.objects.filter(scope="workflow", scope_id__in=runs - kept).count()
+    return Pruned(
+        executions=due.count(),
+        events=ExecutionEvent.objects.filter(execution_id__in=ids).count(),
+        trace_entries=TraceEntry.objects.filter(execution_id__in=ids).count(),
+        approvals=Approval.objects.filter(execution_id__in=ids).count(),
+        agent_notices=AgentNotice.objects.filter(execution_id__in=ids).count(),
+        webhook_deliveries=Delivery.objects.filter(execution_id__in=ids).count(),
+        memory_entries=memory,
+    )
