@@ -284,6 +284,11 @@ AGENTFIELD_APPROVAL_WEBHOOK_SECRET = env.str("AGENTFIELD_APPROVAL_WEBHOOK_SECRET
 # memory of a run goes with its last execution unless AGENTFIELD_RETENTION_PRUNE_MEMORY is false.
 AGENTFIELD_RETENTION_DAYS = env.float("AGENTFIELD_RETENTION_DAYS", default=30)
 AGENTFIELD_RETENTION_PRUNE_MEMORY = env.bool("AGENTFIELD_RETENTION_PRUNE_MEMORY", default=True)
+# Metrics (executions/metrics.py, agentfield_project/metrics.py): GET /metrics answers admin keys,
+# staff and this bearer token; `run_dispatcher` serves its own counters on this port (0: off).
+AGENTFIELD_METRICS_TOKEN = env.str("AGENTFIELD_METRICS_TOKEN", default="")
+AGENTFIELD_DISPATCHER_METRICS_PORT = env.int("AGENTFIELD_DISPATCHER_METRICS_PORT", default=0)
+AGENTFIELD_DISPATCHER_METRICS_HOST = env.str("AGENTFIELD_DISPATCHER_METRICS_HOST", default="127.0.0.1")
 # How long memory change events (for the SDK's @app.memory.on_change and its history) are kept.
 AGENTFIELD_MEMORY_EVENT_RETENTION_HOURS = env.float("AGENTFIELD_MEMORY_EVENT_RETENTION_HOURS", default=24)
 # Open event streams one API key may hold in one server process.

@@ -18,6 +18,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from rest_framework.exceptions import ParseError
 
+from agentfield_project import metrics
 from agentfield_project.parsers import check_storable
 from executions import events, notices, queue, recovery, retry
 from executions.exceptions import InvalidTransition
@@ -229,6 +230,9 @@ class ExecutionDispatcher:
                 exhausted.append(item)
             else:
                 self._in_flight += 1
+                metrics.DISPATCHES.labels(item.execution.target).inc()
+                if item.execution.attempt == 1:
+                    metrics.DISPATCH_LATENCY.observe(max(0.0, (now - item.execution.run_at).total_seconds()))
                 self._pool.submit(self._call, item, timeout)
         # After the calls are started: should the database fail here, only these leases lapse.
         for item in resumed:
@@ -270,6 +274,7 @@ class ExecutionDispatcher:
         except Exception as exc:  # noqa: BLE001 - a bug here must not lose the outcome slot
             logger.exception("agent call crashed execution=%s", item.execution.id)
             result = AgentCallResult(None, error=f"dispatcher error: {exc.__class__.__name__}")
+        metrics.AGENT_CALLS.labels(metrics.call_outcome(result.status_code)).observe((result.duration_ms or 0) / 1000)
         self._done.put((item, result))
         self._on_wake()
 
@@ -285,6 +290,8 @@ class ExecutionDispatcher:
         counts = record_outcomes(batch, timezone.now())  # raises while the database is away
         del self._unrecorded[: len(batch)]
         self._in_flight -= len(batch)
+        for outcome, count in counts.items():
+            metrics.OUTCOMES.labels(outcome).inc(count)
         logger.debug("recorded outcomes %s", counts)
         return True
 

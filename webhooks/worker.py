@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from agentfield_project import crypto
+from agentfield_project import crypto, metrics
 from agentfield_project import netguard as guard
 from webhooks import queue, retry, signing, transport
 from webhooks.exceptions import StaleLease
@@ -166,6 +166,7 @@ class DeliveryWorker:
         )
         decision = retry.decide(result.status_code, delivery.attempt_count, now, schedule, result.retry_after)
         token = delivery.lease_token
+        metrics.WEBHOOK_ATTEMPTS.labels(decision.outcome).inc()
         if decision.outcome == retry.DELIVERED:
             delivery.mark_delivered(token, result, started, now)
         elif decision.outcome == retry.RETRY:

@@ -1,0 +1,126 @@
+"""Prometheus metrics: the control plane's state from PostgreSQL, and each dispatcher's own counters.
+
+`GET /metrics` (any server) reads the state at scrape time from the database: queue depth by
+status and node, the age of the oldest due execution, work held by each dispatcher, webhook
+deliveries, pending approvals and notices, node instances by health, and this process's
+connection pool. Counters and histograms of what happens (dispatches, agent calls, outcomes,
+webhook attempts) live in the process that does it: `run_dispatcher --metrics-port P` serves them
+(one port per dispatcher, like any worker pool; sum them in PromQL).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from nodes import auth, policy
+
+# -- what the server reads from the database at scrape time ------------------------------------------
+
+_QUEUE = """
+SELECT node_id, status, count(*) FROM executions_execution
+ WHERE status IN ('queued', 'running', 'waiting') GROUP BY node_id, status
+"""
+_OLDEST_DUE = "SELECT extract(epoch FROM now() - min(run_at)) FROM executions_execution WHERE status = 'queued' AND run_at <= now()"
+_HELD = """
+SELECT claimed_by, count(*) FROM executions_execution
+ WHERE status = 'queued' AND lease_token IS NOT NULL GROUP BY claimed_by
+"""
+_DELIVERIES = "SELECT status, count(*) FROM webhooks_delivery WHERE status <> 'delivered' GROUP BY status"
+_SMALL = {
+    "agentfield_approvals_pending": ("Approvals waiting for a decision", "SELECT count(*) FROM executions_approval WHERE status = 'pending'"),
+    "agentfield_agent_notices_pending": ("Cancels and decisions not yet taken by an agent", "SELECT count(*) FROM executions_agentnotice WHERE status = 'pending'"),
+}  # fmt: skip
+
+
+class StateCollector:
+    """Reads the state when Prometheus scrapes (a handful of small indexed queries)."""
+
+    def collect(self):
+        with connection.cursor() as cursor:
+            queue = GaugeMetricFamily(
+                "agentfield_executions", "Active executions by node and status", labels=["node", "status"]
+            )
+            cursor.execute(_QUEUE)
+            for node, status, count in cursor.fetchall():
+                queue.add_metric([node, status], count)
+            yield queue
+            cursor.execute(_OLDEST_DUE)
+            age = cursor.fetchone()[0]
+            yield GaugeMetricFamily(
+                "agentfield_oldest_due_execution_age_seconds",
+                "How long the oldest due queued execution has waited",
+                float(age or 0),
+            )
+            held = GaugeMetricFamily(
+                "agentfield_executions_being_dispatched", "Leased hand-offs by dispatcher", labels=["dispatcher"]
+            )
+            cursor.execute(_HELD)
+            for worker, count in cursor.fetchall():
+                held.add_metric([worker], count)
+            yield held
+            deliveries = GaugeMetricFamily(
+                "agentfield_webhook_deliveries", "Undelivered webhook deliveries by status", labels=["status"]
+            )
+            cursor.execute(_DELIVERIES)
+            for status, count in cursor.fetchall():
+                deliveries.add_metric([status], count)
+            yield deliveries
+            for name, (help_text, sql) in _SMALL.items():
+                cursor.execute(sql)
+                yield GaugeMetricFamily(name, help_text, cursor.fetchone()[0])
+        yield from _instances()
+        yield from _pool()
+
+
+def _instances():
+    from nodes.models import NodeInstance
+
+    window = timedelta(seconds=settings.AGENTFIELD_NODE_LIVENESS_SECONDS)
+    now = timezone.now()
+    counts = {"active": 0, "inactive": 0, "offline": 0}
+    for beat, shutdown in NodeInstance.objects.values_list("last_heartbeat_at", "shutdown_at"):
+        counts["offline" if shutdown else "active" if now - beat < window else "inactive"] += 1
+    family = GaugeMetricFamily("agentfield_node_instances", "Agent processes by health", labels=["health"])
+    for health, count in counts.items():
+        family.add_metric([health], count)
+    yield family
+
+
+def _pool():
+    pool = getattr(connection, "pool", None)
+    if pool is None:
+        return
+    stats = pool.get_stats()
+    for key, help_text in (("pool_size", "connections held"), ("pool_available", "idle connections"),
+                           ("requests_waiting", "requests waiting for a connection")):  # fmt: skip
+        yield GaugeMetricFamily(f"agentfield_db_{key}", f"This server process's pool: {help_text}", stats.get(key, 0))
+
+
+REGISTRY = CollectorRegistry(auto_describe=False)
+REGISTRY.register(StateCollector())
+
+
+def may_scrape(request: HttpRequest) -> bool:
+    """Staff, an admin key, the metrics token, or anyone while no key exists (like the API)."""
+    token = settings.AGENTFIELD_METRICS_TOKEN
+    presented = auth.presented_key(request)
+    if token and presented == token:
+        return True
+    principal = auth.authenticate_request(request)
+    return principal is not None and (principal.role == policy.ADMIN)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not may_scrape(request):
+        return JsonResponse(
+            {"error": "metrics need an admin key, staff, or AGENTFIELD_METRICS_TOKEN", "code": "not_authenticated"},
+            status=401,
+        )
+    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
