@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework.exceptions import ParseError
 
@@ -26,11 +27,13 @@ from executions.models import Execution
 from executions.queue import Claimed
 from nodes import client
 from nodes.client import AgentCallResult
+from nodes.models import Node
 
 logger = logging.getLogger(__name__)
 
 USAGE_KEY = "__agentfield_usage__"
 RECOVERY_INTERVAL_SECONDS = 1.0
+LIMITS_TTL_SECONDS = 1.0  # an edit of a node's limits reaches every dispatcher within this
 STARTUP_GRACE_SECONDS = 15.0
 MAX_RECORD_BATCH = 500
 
@@ -183,6 +186,8 @@ class ExecutionDispatcher:
         self._in_flight = 0
         self._on_wake = on_wake or (lambda: None)
         self._next_recovery = 0.0
+        self._limits: dict[str, tuple[int | None, dict[str, int]]] = {}
+        self._limits_read_at = float("-inf")
 
     @property
     def in_flight(self) -> int:
@@ -213,14 +218,16 @@ class ExecutionDispatcher:
     def _claim_and_start(self, now: datetime) -> bool:
         timeout = settings.AGENTFIELD_AGENT_CALL_TIMEOUT_SECONDS
         lease = max(settings.AGENTFIELD_DISPATCH_LEASE_SECONDS, timeout + 1)
-        claimed = queue.claim(
-            self.worker_id,
-            now,
-            self.concurrency - self._in_flight,
-            lease_seconds=lease,
-            alive_seconds=settings.AGENTFIELD_NODE_LIVENESS_SECONDS,
-            lease_grace=timedelta(seconds=settings.AGENTFIELD_DISPATCH_LEASE_GRACE_SECONDS),
-        )
+        terms = {
+            "lease_seconds": lease,
+            "alive_seconds": settings.AGENTFIELD_NODE_LIVENESS_SECONDS,
+            "lease_grace": timedelta(seconds=settings.AGENTFIELD_DISPATCH_LEASE_GRACE_SECONDS),
+        }
+        limited = self._limited_nodes()
+        claimed = queue.claim(self.worker_id, now, self.concurrency - self._in_flight, limited=limited, **terms)
+        for node, node_limits in limited.items():
+            free = self.concurrency - self._in_flight - len(claimed)
+            claimed += queue.claim_limited(self.worker_id, now, node, node_limits, free, **terms)
         resumed, exhausted = [], []
         for item in claimed:
             if item.may_run_there and self._runs_there(item):
@@ -240,6 +247,17 @@ class ExecutionDispatcher:
         for item in exhausted:
             self._give_up(item, now)
         return bool(claimed)
+
+    def _limited_nodes(self) -> dict[str, tuple[int | None, dict[str, int]]]:
+        """Nodes with concurrency limits and their limits (read at most once a second)."""
+        if time.monotonic() >= self._limits_read_at + LIMITS_TTL_SECONDS:
+            rows = Node.objects.filter(Q(max_concurrency__isnull=False) | ~Q(target_concurrency={}))
+            self._limits = {
+                node.id: (node.max_concurrency, node.target_concurrency or {})
+                for node in rows.only("id", "max_concurrency", "target_concurrency")
+            }
+            self._limits_read_at = time.monotonic()
+        return self._limits
 
     def _runs_there(self, item: Claimed) -> bool:
         """Whether the instance the execution was handed to before is running it, as far as we can tell.

@@ -9,12 +9,14 @@ verbs, fenced by the lease token.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 
 from executions.models import Execution, TraceEntry
+from nodes import limits
 
 # Keep this statement short and alone in its transaction: the rows it locks stay locked until
 # it commits, and no network call may happen before then. `AS MATERIALIZED` keeps the planner
@@ -28,6 +30,7 @@ from executions.models import Execution, TraceEntry
 # spreads a node's work over its instances. The claim records that hand-off (instance and time)
 # before any POST, and returns what was there before, so the next claim of a row whose outcome
 # was never recorded (a dispatcher died mid-call) knows where it may already be running.
+LIMIT_LOCK_SPACE = 0x4146  # the first key of the advisory locks of limited nodes ("AF")
 _CLAIM = """
 WITH due AS MATERIALIZED (
     SELECT e.id, e.node_id, e.node_instance_id AS previous_instance, e.dispatched_at AS previous_dispatch,
@@ -35,6 +38,7 @@ WITH due AS MATERIALIZED (
       FROM executions_execution e
      WHERE e.status = 'queued' AND e.run_at <= %(now)s
        AND (e.lease_token IS NULL OR e.run_at <= %(expired_before)s)
+       {only}
        AND EXISTS (
            SELECT 1 FROM nodes_nodeinstance i
             WHERE i.node_id = e.node_id AND i.shutdown_at IS NULL AND i.last_heartbeat_at > %(alive_after)s)
@@ -109,6 +113,27 @@ class Claimed:
         return bool(self.previous_instance) and self.previous_instance == self.instance_id
 
 
+# Nodes with concurrency limits are claimed apart (claim_limited); the common path skips them.
+_UNLIMITED = _CLAIM.format(only="AND NOT (e.node_id = ANY(%(limited)s::text[]))")
+_CHOSEN = _CLAIM.format(only="AND e.id = ANY(%(chosen)s::text[])")
+
+# A slot is held from the claim until the execution is terminal: handed over under a live lease,
+# running, or waiting on an approval.
+_HELD = """
+SELECT target_name, count(*) FROM executions_execution
+ WHERE node_id = %(node)s
+   AND (status IN ('running', 'waiting') OR (status = 'queued' AND lease_token IS NOT NULL AND run_at > %(expired_before)s))
+ GROUP BY target_name
+"""
+_CANDIDATES = """
+SELECT id, target_name FROM executions_execution
+ WHERE node_id = %(node)s AND status = 'queued' AND run_at <= %(now)s
+   AND (lease_token IS NULL OR run_at <= %(expired_before)s)
+ ORDER BY run_at, id
+ LIMIT %(scan)s
+"""
+
+
 def claim(
     worker_id: str,
     now: datetime,
@@ -117,8 +142,58 @@ def claim(
     lease_seconds: float,
     alive_seconds: float,
     lease_grace: timedelta = LEASE_GRACE,
+    limited: Iterable[str] = (),
 ) -> list[Claimed]:
-    """Lease up to `limit` due executions of live nodes; one statement, one round trip."""
+    """Lease up to `limit` due executions of live nodes (not of the `limited` ones); one statement."""
+    return _claim(_UNLIMITED, worker_id, now, limit, lease_seconds, alive_seconds, lease_grace, limited=list(limited))
+
+
+def claim_limited(
+    worker_id: str,
+    now: datetime,
+    node: str,
+    node_limits: tuple[int | None, dict[str, int]],
+    capacity: int,
+    *,
+    lease_seconds: float,
+    alive_seconds: float,
+    lease_grace: timedelta = LEASE_GRACE,
+) -> list[Claimed]:
+    """Lease what fits the free slots of a node with concurrency limits (nodes/limits.py).
+
+    One short transaction per node. A transaction-scoped advisory lock on the node makes the count
+    of held slots and the lease one step for every dispatcher: no two can both see the last slot
+    free. It is taken with try (a dispatcher finding it held skips the node this round), so nobody
+    waits, and no lock is global: nodes without limits never take it.
+    """
+    if capacity <= 0:
+        return []
+    expired_before = now - lease_grace
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", [LIMIT_LOCK_SPACE, node])
+        if not cursor.fetchone()[0]:
+            return []
+        cursor.execute(_HELD, {"node": node, "expired_before": expired_before})
+        held = dict(cursor.fetchall())
+        total, per_target = node_limits
+        scan = capacity * 4 + sum(per_target.values())  # enough to skip past targets at their limit
+        cursor.execute(_CANDIDATES, {"node": node, "now": now, "expired_before": expired_before, "scan": scan})
+        chosen = limits.pick(cursor.fetchall(), held, total, per_target, capacity)
+        if not chosen:
+            return []
+        return _claim(_CHOSEN, worker_id, now, len(chosen), lease_seconds, alive_seconds, lease_grace, chosen=chosen)
+
+
+def _claim(
+    sql: str,
+    worker_id: str,
+    now: datetime,
+    limit: int,
+    lease_seconds: float,
+    alive_seconds: float,
+    lease_grace: timedelta,
+    **selection: list[str],
+) -> list[Claimed]:
     params = {
         "now": now,
         "alive_after": now - timedelta(seconds=alive_seconds),
@@ -127,8 +202,9 @@ def claim(
         "lease_until": now + timedelta(seconds=lease_seconds),
         "token": uuid.uuid4(),
         "worker": worker_id,
+        **selection,
     }
-    rows = Execution.objects.raw(_CLAIM, params)
+    rows = Execution.objects.raw(sql, params)
     return [
         Claimed(
             row,

@@ -73,6 +73,10 @@ class NodeAdmin(admin.ModelAdmin):
     inlines = (InstanceInline,)
     fieldsets = (
         (None, {"fields": ("id", "owner_key", "team_id", "base_url", "version", "deployment_type", "instance_id")}),
+        ("Concurrency limits", {"fields": ("max_concurrency", "target_concurrency"),
+                                "description": "In-flight executions (handed over, running or waiting) of this node, "
+                                "and per reasoner or skill name, e.g. {\"summarize\": 2}. Work beyond a limit waits "
+                                "in the queue. A registration that declares limits replaces these."}),
         ("Liveness", {"fields": ("health", "lifecycle_status", "registered_at", "restarted_at",
                                  "last_heartbeat_at", "shutdown_at")}),
         ("Registered data", {"fields": tuple(f"{name}_pretty" for name in JSON_FIELDS)}),
@@ -83,7 +87,7 @@ class NodeAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Node | None = None) -> tuple[str, ...]:
         # The agent owns its registration; staff may only bind the node to an agent key (or delete it).
-        editable = {"owner_key"}
+        editable = {"owner_key", "max_concurrency", "target_concurrency"}
         names = [field.name for field in Node._meta.fields if field.name not in editable]
         return (*names, *self.readonly_fields)
 

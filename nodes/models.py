@@ -51,6 +51,10 @@ class Node(models.Model):
     communication_config = models.JSONField(default=dict, blank=True)
     features = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Concurrency limits (executions/limits.py): in-flight executions of the node, and per reasoner
+    # or skill name. Set in the admin, or by the agent's registration metadata.
+    max_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    target_concurrency = models.JSONField(default=dict, blank=True)
     # The agent key that serves this node id: the first agent key that registered it, or the one an
     # admin bound it to. Only that key may register it again, heart-beat for it or report on its
     # work (nodes/policy.py). Null: registered while no key existed, or by an admin.

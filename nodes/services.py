@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
-from nodes import ownership, policy
+from nodes import limits, ownership, policy
 from nodes.exceptions import NodeNotFound, NotPermitted
 from nodes.models import ApiKey, Node, NodeInstance
 from nodes.policy import Principal
@@ -47,6 +47,8 @@ def register_node(data: dict[str, Any], now: datetime, principal: Principal = po
             ownership.forget(node.id)
         for name, value in fields.items():
             setattr(node, name, value)
+        if (declared := limits.parse(fields.get("metadata"))) is not None:
+            node.max_concurrency, node.target_concurrency = declared
         node.lifecycle_status = lifecycle
         node.last_heartbeat_at = now
         node.shutdown_at = None

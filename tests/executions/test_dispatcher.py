@@ -330,9 +330,10 @@ def loop(transactional_db):
 
 def test_run_once_with_nothing_due_is_a_few_queries(loop, now, django_assert_num_queries):
     make_execution(now=now, status="succeeded")
-    with django_assert_num_queries(5):  # recovery: BEGIN, lost, abandoned, COMMIT; then the claim
+    # recovery: BEGIN, lost, abandoned, COMMIT; the nodes with concurrency limits; then the claim
+    with django_assert_num_queries(6):
         assert loop.run_once(now) is False
-    with django_assert_num_queries(1):  # recovery runs at most once a second: only the claim
+    with django_assert_num_queries(1):  # recovery and the limits are read at most once a second: only the claim
         assert loop.run_once(now) is False
 
 
