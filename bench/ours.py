@@ -66,17 +66,25 @@ class Bench:
         return bench
 
     def register_node(self, node_id: str, base_url: str, reasoners: list[str]) -> None:
-        from nodes.models import Node
+        """The node and its one instance (liveness and dispatch are per instance)."""
+        from nodes.models import Node, NodeInstance
 
         now = datetime.now(UTC)
         fields = {"base_url": base_url, "reasoners": [{"id": name} for name in reasoners], "instance_id": "bench-1"}
         fields |= {"lifecycle_status": "ready", "registered_at": now - timedelta(minutes=1), "last_heartbeat_at": now}
-        Node.objects.update_or_create(id=node_id, defaults=fields)
+        node, _ = Node.objects.update_or_create(id=node_id, defaults=fields)
+        NodeInstance.objects.update_or_create(
+            node=node,
+            instance_id="bench-1",
+            defaults={"base_url": base_url, "lifecycle_status": "ready", "registered_at": fields["registered_at"],
+                      "last_heartbeat_at": now},
+        )  # fmt: skip
 
     def _heartbeat(self) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
             while not self._stop.wait(1.0):
                 conn.execute("UPDATE nodes_node SET last_heartbeat_at = now() WHERE instance_id = 'bench-1'")
+                conn.execute("UPDATE nodes_nodeinstance SET last_heartbeat_at = now() WHERE instance_id = 'bench-1'")
 
     def reset(self) -> None:
         """Empty the execution and delivery tables (nodes stay)."""

@@ -225,9 +225,9 @@ class ExecutionDispatcher:
         }
         limited = self._limited_nodes()
         claimed = queue.claim(self.worker_id, now, self.concurrency - self._in_flight, limited=limited, **terms)
-        for node, node_limits in limited.items():
+        for node in queue.due_among(now, list(limited), terms["lease_grace"]):
             free = self.concurrency - self._in_flight - len(claimed)
-            claimed += queue.claim_limited(self.worker_id, now, node, node_limits, free, **terms)
+            claimed += queue.claim_limited(self.worker_id, now, node, limited[node], free, **terms)
         resumed, exhausted = [], []
         for item in claimed:
             if item.may_run_there and self._runs_there(item):

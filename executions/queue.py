@@ -148,6 +148,19 @@ def claim(
     return _claim(_UNLIMITED, worker_id, now, limit, lease_seconds, alive_seconds, lease_grace, limited=list(limited))
 
 
+def due_among(now: datetime, nodes: list[str], lease_grace: timedelta = LEASE_GRACE) -> list[str]:
+    """Which of `nodes` have due queued work (one query, before any per-node claim)."""
+    if not nodes:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT node_id FROM executions_execution WHERE status = 'queued' AND run_at <= %s"
+            " AND (lease_token IS NULL OR run_at <= %s) AND node_id = ANY(%s::text[])",
+            [now, now - lease_grace, nodes],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def claim_limited(
     worker_id: str,
     now: datetime,
