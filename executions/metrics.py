@@ -39,18 +39,25 @@ _SMALL = {
 }  # fmt: skip
 
 
+# (name, help, label names, query returning the label values then the count)
+_LABELLED = (
+    ("agentfield_executions", "Active executions by node and status", ["node", "status"], _QUEUE),
+    ("agentfield_executions_being_dispatched", "Leased hand-offs by dispatcher", ["dispatcher"], _HELD),
+    ("agentfield_webhook_deliveries", "Undelivered webhook deliveries by status", ["status"], _DELIVERIES),
+)
+
+
 class StateCollector:
     """Reads the state when Prometheus scrapes (a handful of small indexed queries)."""
 
     def collect(self):
         with connection.cursor() as cursor:
-            queue = GaugeMetricFamily(
-                "agentfield_executions", "Active executions by node and status", labels=["node", "status"]
-            )
-            cursor.execute(_QUEUE)
-            for node, status, count in cursor.fetchall():
-                queue.add_metric([node, status], count)
-            yield queue
+            for name, help_text, labels, sql in _LABELLED:
+                family = GaugeMetricFamily(name, help_text, labels=labels)
+                cursor.execute(sql)
+                for *values, count in cursor.fetchall():
+                    family.add_metric(values, count)
+                yield family
             cursor.execute(_OLDEST_DUE)
             age = cursor.fetchone()[0]
             yield GaugeMetricFamily(
@@ -58,20 +65,6 @@ class StateCollector:
                 "How long the oldest due queued execution has waited",
                 float(age or 0),
             )
-            held = GaugeMetricFamily(
-                "agentfield_executions_being_dispatched", "Leased hand-offs by dispatcher", labels=["dispatcher"]
-            )
-            cursor.execute(_HELD)
-            for worker, count in cursor.fetchall():
-                held.add_metric([worker], count)
-            yield held
-            deliveries = GaugeMetricFamily(
-                "agentfield_webhook_deliveries", "Undelivered webhook deliveries by status", labels=["status"]
-            )
-            cursor.execute(_DELIVERIES)
-            for status, count in cursor.fetchall():
-                deliveries.add_metric([status], count)
-            yield deliveries
             for name, (help_text, sql) in _SMALL.items():
                 cursor.execute(sql)
                 yield GaugeMetricFamily(name, help_text, cursor.fetchone()[0])
