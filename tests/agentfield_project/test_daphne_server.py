@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,39 @@ def test_a_declared_gigabyte_is_refused_before_a_byte_of_it_is_read(keyed_server
         status, body, head = read_answer(sock)
     assert (status, body["code"]) == (413, "payload_too_large")
     assert b"connection: close" in head.lower()
+
+
+def rss_mib(pid: int) -> float:
+    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.mark.parametrize(
+    ("framing", "refusal"),
+    [
+        ({"Content-Length": str(GIB)}, (413, "payload_too_large")),
+        ({"Transfer-Encoding": "chunked"}, (401, "not_authenticated")),
+    ],
+    ids=["declared", "chunked"],
+)
+def test_a_gigabyte_sent_without_a_key_costs_the_server_no_memory(launch, keyed_server, framing, refusal):
+    url, _ = keyed_server
+    pid = launch.server_process.pid
+    before = rss_mib(pid)
+    chunk, sent = b"x" * (1024 * 1024), 0
+    with connect(url) as sock:
+        send_head(sock, "POST", "/api/v1/memory/set", {**framing, "Content-Type": "application/json"})
+        try:
+            for _ in range(256):  # the client pushes up to 256 MiB of the announced 1 GiB
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # refused and closed: the rest never left this process
+        status, body, _ = read_answer(sock)
+    assert (status, body["code"]) == refusal  # at its headers: too large as declared, or no key for a body
+    grown = rss_mib(pid) - before
+    assert grown < 16, f"the server grew {grown:.0f} MiB while refusing a body it never read"
+    assert sent < 64 * 1024 * 1024  # the server closed the connection long before
 
 
 def test_a_body_without_credentials_is_refused_before_it_is_read(keyed_server):
