@@ -29,6 +29,16 @@ def daphne_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "agentfield_project.daphne_server", *extra, APPLICATION]
 
 
+def endpoint(host: str, port: int) -> str:
+    """daphne's `-e` endpoint for host:port with our listen backlog.
+
+    daphne's own `-b/-p` listen with Twisted's backlog of 50: two hundred clients connecting at
+    once overflow it, and the kernel makes the rest retry their SYN after 1, 2, 4 ... 64 s.
+    """
+    interface = host.strip("[]").replace(":", "\\:")  # endpoint syntax escapes the colons of IPv6
+    return f"tcp:port={port}:interface={interface}:backlog={BACKLOG}"
+
+
 class UnsupportedAddress(ValueError):
     """Several processes can share an IPv4 address only (daphne adopts inherited sockets as IPv4)."""
 
@@ -111,7 +121,7 @@ def serve(host: str, port: int, processes: int) -> int:
     """Serve on host:port; one process replaces this one (exec), several run under a Supervisor."""
     if processes <= 1:
         sys.stdout.flush()
-        args = daphne_command("-b", host, "-p", str(port))
+        args = daphne_command("-e", endpoint(host, port))
         os.execv(sys.executable, args)  # noqa: S606 - replaces this process: signals go straight to daphne
     supervisor = Supervisor(bind(host, port), processes)
     for signum in STOP_SIGNALS:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from agentfield_project.server import daphne_command
+from agentfield_project.server import daphne_command, endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = Path(__file__).resolve().parent / "agents"
@@ -141,7 +141,7 @@ def base_env(db_url: str, **settings: Any) -> dict[str, str]:
 def start_server(db_url: str, log_dir: Path, **settings: Any) -> tuple[Process, str]:
     """daphne on a free loopback port; returns the process and its base URL once healthy."""
     port = free_port()
-    args = daphne_command("-b", "127.0.0.1", "-p", str(port))
+    args = daphne_command("-e", endpoint("127.0.0.1", port))
     settings.setdefault("AGENTFIELD_CALLBACK_SPOOL_DIR", log_dir.parent / "spool")
     process = Process("daphne", args, base_env(db_url, **settings), log_dir)
     url = f"http://127.0.0.1:{port}"

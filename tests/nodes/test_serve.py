@@ -150,3 +150,13 @@ def test_several_processes_need_an_ipv4_address():
         assert sock.getsockname()[0] == "127.0.0.1" and sock.get_inheritable()
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "[::1]", "0.0.0.0"])  # noqa: S104
+def test_the_single_process_server_listens_with_our_backlog_not_twisteds_fifty(host):
+    from twisted.internet import endpoints, reactor
+
+    from agentfield_project.server import BACKLOG, endpoint
+
+    parsed = endpoints.serverFromString(reactor, endpoint(host, 8080))
+    assert (parsed._interface, parsed._port, parsed._backlog) == (host.strip("[]"), 8080, BACKLOG)
