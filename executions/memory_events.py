@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db.models import Q
 from psycopg.rows import dict_row
 
+from agentfield_project import intake
 from agentfield_project.postgres import availability
 from agentfield_project.postgres.listen import listen_params
 from executions import access
@@ -160,7 +161,7 @@ class MemoryEventsConsumer(AsyncWebsocketConsumer):
     """`/api/v1/memory/events/ws`: the SDK's memory change socket."""
 
     async def connect(self) -> None:
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self.scope["headers"]}
+        headers = {name.lower(): value for name, value in self.scope["headers"]}
         self.principal = await sync_to_async(_principal)(headers)
         if self.principal is None:
             await self.close(code=4401)
@@ -198,14 +199,11 @@ class MemoryEventsConsumer(AsyncWebsocketConsumer):
         return self.readable[(scope, scope_id)]
 
 
-def _principal(headers: dict[str, str]) -> policy.Principal | None:
+def _principal(headers: dict[bytes, bytes]) -> policy.Principal | None:
+    """The socket's principal by the API's rule: anyone while no key exists, else a valid key's."""
     if not auth.keys_required():
         return policy.OPEN
-    raw = headers.get("x-api-key", "").strip()
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if not raw and scheme.lower() == "bearer":
-        raw = credentials.strip()
-    return auth.match_key(raw or None)
+    return auth.match_key(intake.presented_key(headers))
 
 
 def history(principal: policy.Principal, params: Any) -> list[dict[str, Any]]:
