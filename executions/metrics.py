@@ -10,6 +10,7 @@ webhook attempts) live in the process that does it: `run_dispatcher --metrics-po
 
 from __future__ import annotations
 
+import hmac
 from datetime import timedelta
 
 from django.conf import settings
@@ -104,7 +105,7 @@ def may_scrape(request: HttpRequest) -> bool:
     """Staff, an admin key, the metrics token, or anyone while no key exists (like the API)."""
     token = settings.AGENTFIELD_METRICS_TOKEN
     presented = auth.presented_key(request)
-    if token and presented == token:
+    if token and presented and hmac.compare_digest(presented, token):
         return True
     principal = auth.authenticate_request(request)
     return principal is not None and (principal.role == policy.ADMIN)

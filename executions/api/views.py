@@ -154,12 +154,17 @@ class CallbackView(APIView):
         return Response(status_bodies([execution])[execution.id])
 
 
+def _author(request, principal: policy.Principal) -> str:
+    """Who a cancel or decision is recorded as: the key's name, or the staff user's."""
+    return steering.who(principal, getattr(request.user, "username", "") or "")
+
+
 class CancelView(APIView):
     """POST /api/v1/executions/{id}/cancel: it and its active descendants; agents are told durably."""
 
     def post(self, request, execution_id: str):
         principal = principal_of(request)
-        by = steering.who(principal, getattr(request.user, "username", "") or "")
+        by = _author(request, principal)
         execution, cancelled = steering.cancel(execution_id, timezone.now(), principal, by)
         return Response({**status_bodies([execution])[execution.id], "cancelled": cancelled})
 
@@ -169,7 +174,7 @@ class RunCancelView(APIView):
 
     def post(self, request, run_id: str):
         principal = principal_of(request)
-        by = steering.who(principal, getattr(request.user, "username", "") or "")
+        by = _author(request, principal)
         cancelled = steering.cancel_run(run_id, timezone.now(), principal, by)
         return Response({"run_id": run_id, "cancelled": cancelled, "count": len(cancelled)})
 
@@ -247,7 +252,7 @@ class ApprovalResponseView(APIView):
         principal = principal_of(request)
         access.check(principal, services.get_execution(execution_id), policy.may_steer)
         data = request.data if isinstance(request.data, dict) else {}
-        by = steering.who(principal, getattr(request.user, "username", "") or "")
+        by = _author(request, principal)
         decided = approvals.decide(
             execution_id, data.get("decision"), data.get("feedback"), data.get("response"), by, timezone.now(),
             data.get("approval_request_id") if isinstance(data.get("approval_request_id"), str) else None,
