@@ -132,7 +132,7 @@ WITH gone AS (
     INSERT INTO executions_memoryevent (scope, scope_id, key, action, created_at)
     SELECT %(scope)s, %(scope_id)s, %(key)s, 'delete', %(now)s FROM gone
 )
-SELECT count(*), pg_notify(%(channel)s, '') FROM gone
+SELECT count(*) FROM gone, LATERAL (SELECT pg_notify(%(channel)s, '')) AS notified
 """
 MEMORY_CHANNEL = "agentfield_memory"
 
@@ -168,7 +168,7 @@ def delete_entry(ref: ScopeRef, key: str, now: datetime) -> bool:
     params = {"scope": ref.scope, "scope_id": ref.scope_id, "key": key, "now": now, "channel": MEMORY_CHANNEL}
     with connection.cursor() as cursor:
         cursor.execute(_DELETE, params)
-        return cursor.fetchone()[0] > 0
+        return cursor.fetchone()[0] > 0  # no row, no event, no NOTIFY
 
 
 def list_entries(ref: ScopeRef) -> QuerySet[MemoryEntry]:
