@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint fmt check install install-dev bench stop-db
+.PHONY: run test lint fmt check install install-dev agent-deps bench stop-db
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -24,6 +24,14 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(PY)
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The example agent's dependencies (the agentfield SDK and the model client, pinned) in the same
+# virtualenv, so the README's `.venv/bin/python examples/batch/main.py` runs after `make run`.
+$(VENV)/.installed-agent: examples/batch/requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r examples/batch/requirements.txt
+	touch $@
+
+agent-deps: $(VENV)/.installed-agent
+
 # The development server: daphne on $(HOST):$(PORT) (via `manage.py serve`, which refuses a
 # public HOST until an API key exists) plus one dispatcher; Ctrl-C stops both, and so does
 # either one exiting.
@@ -33,6 +41,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_dev_admin
 	@echo "Control plane on http://$(HOST):$(PORT)/  (dashboard: /dashboard/, admin: /admin/)"
+	@echo "Example agent: make agent-deps, then AGENTFIELD_SERVER=http://$(HOST):$(PORT) .venv/bin/python examples/batch/main.py"
 	@export AGENTFIELD_WEBHOOK_ALLOWED_CIDRS="$${AGENTFIELD_WEBHOOK_ALLOWED_CIDRS:-127.0.0.0/8,::1/128}"; \
 	export AGENTFIELD_AGENT_ALLOWED_CIDRS="$${AGENTFIELD_AGENT_ALLOWED_CIDRS:-127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7}"; \
 	trap 'kill -TERM $$server $$dispatcher 2>/dev/null; wait $$server $$dispatcher; exit 130' INT TERM; \

@@ -5,6 +5,7 @@ from django.urls import path
 from executions import sse, views
 
 urlpatterns = [
+    path("", views.home, name="home"),
     path("api/ui/v1/executions/events", sse.events_view, name="execution-events"),
     path("api/ui/v1/executions/events/stats", sse.stats_view, name="execution-events-stats"),
     path("dashboard/", views.executions, name="dashboard"),

@@ -32,6 +32,11 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def home(request: HttpRequest) -> HttpResponse:
+    """`/`, the address `make run` prints: where to go from here (public; it names no data)."""
+    return render(request, "landing.html")
+
+
 @staff_member_required
 def executions(request: HttpRequest) -> HttpResponse:
     """The newest executions, optionally of one status; rows change live from the stream."""

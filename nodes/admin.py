@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -16,6 +17,11 @@ from django.utils.html import format_html
 from nodes import auth, liveness, ownership
 from nodes.models import ApiKey, Node, NodeInstance
 
+FIRST_KEY_WARNING = (
+    "No API key exists yet, so the API is open. Creating this first key closes it at once: every "
+    "agent and client without a key gets 401 from then on (heartbeats, memory, callbacks, executes){live}. "
+    "Create the agents' and clients' keys too and give them AGENTFIELD_API_KEY before they need it."
+)
 JSON_FIELDS = ("reasoners", "skills", "communication_config", "features", "metadata")
 
 
@@ -63,7 +69,7 @@ class NodeAdmin(admin.ModelAdmin):
         "version", "base_url",
     )  # fmt: skip
     list_filter = (LivenessFilter, "lifecycle_status")
-    search_fields = ("id", "base_url")
+    search_fields = ("^id", "base_url")
     ordering = ("id",)
     readonly_fields = (
         "registered_at", "restarted_at", "last_heartbeat_at", "shutdown_at", "health",
@@ -141,13 +147,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     list_display = ("name", "role", "prefix", "active", "created_at", "last_used_at", "revoked_at")
     list_filter = ("role", ("revoked_at", admin.EmptyFieldListFilter))
-    search_fields = ("name", "prefix")
+    search_fields = ("name", "^prefix")
     actions = ("revoke",)
     readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> tuple[str, ...]:
         editable = ("name", "role", "node_ids")  # the secret itself is never shown again nor changed
         return editable if obj is None else (*editable, *self.readonly_fields)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        if request.method == "GET" and not ApiKey.objects.filter(revoked_at__isnull=True).exists():
+            messages.warning(request, first_key_warning())
+        return super().add_view(request, form_url, extra_context)
 
     @admin.display(boolean=True)
     def active(self, key: ApiKey) -> bool:
@@ -168,5 +179,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected API keys")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        revoked = sum(auth.revoke_key(key) for key in queryset)
-        self.message_user(request, f"Revoked {revoked} API key(s).", messages.SUCCESS)
+        revoked = [key for key in queryset if auth.revoke_key(key)]
+        # An action is no form save: Django records nothing in "Recent actions" unless we do.
+        LogEntry.objects.log_actions(request.user.pk, revoked, CHANGE, "Revoked the API key.")
+        self.message_user(request, f"Revoked {len(revoked)} API key(s).", messages.SUCCESS)
+
+
+def first_key_warning() -> str:
+    """What the add form says while no key exists: the first key locks out every keyless caller."""
+    live = NodeInstance.objects.alive(timezone.now(), settings.AGENTFIELD_NODE_LIVENESS_SECONDS).count()
+    return FIRST_KEY_WARNING.format(live=f"; {live} agent instance(s) are heart-beating right now" if live else "")

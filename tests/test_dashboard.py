@@ -146,3 +146,12 @@ def test_the_execution_page_lists_webhook_attempts_with_escaped_errors():
 
     assert "status-failed" in html and "status-delivered" in html
     assert "<script>alert" not in html and "&lt;script&gt;" in html
+
+
+def test_the_root_url_is_a_small_public_page_that_links_to_the_console():
+    response = Client().get("/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    for link in ('href="/dashboard/"', 'href="/admin/"', 'href="/api/docs/"', 'href="/api/v1/health"'):
+        assert link in page
+    assert "AGENTFIELD_SERVER=http://testserver" in page
