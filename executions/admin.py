@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
-from django.db.models import Case, QuerySet, When
-from django.urls import reverse
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from executions import approvals, steering
-from executions.exceptions import ExecutionError, InvalidTransition
+from executions import (
+    approval_admin,  # noqa: F401 - registers ApprovalAdmin
+    console_actions,
+    overview,
+    steering,
+)
+from executions.admin_base import ConsoleAdmin
+from executions.exceptions import ExecutionError
 from executions.memory_admin import checkpoints_table  # also registers MemoryEntryAdmin
-from executions.models import ACTIVE, AgentNotice, Approval, Execution, ExecutionEvent, TraceEntry
+from executions.models import ACTIVE, AgentNotice, Execution, ExecutionEvent, TraceEntry
 from nodes import policy
 
 TRACE_ROWS = 500
@@ -30,18 +34,17 @@ def pretty(value: Any) -> str:
 
 
 def _age(delta_seconds: float) -> str:
-    if delta_seconds < 120:
-        return f"{delta_seconds:.0f} s"
-    if delta_seconds < 7200:
-        return f"{delta_seconds / 60:.0f} min"
-    return f"{delta_seconds / 3600:.1f} h"
+    return overview.duration_text(int(delta_seconds * 1000))
 
 
 @admin.register(Execution)
-class ExecutionAdmin(admin.ModelAdmin):
-    list_display = ["id", "status", "target_display", "attempt", "age", "duration", "run_id", "webhook_registered"]
+class ExecutionAdmin(ConsoleAdmin):
+    # Fits a 1400 px screen with full ids (webhook_registered is a filter; the attempt rides with the status).
+    list_display = ["id", "status_attempt", "target_display", "age", "duration", "run_id"]
     list_filter = ["status", "target_type", "node_id", "webhook_registered"]
-    search_fields = ["=id", "=run_id", "=parent_execution_id", "target_name", "node_id"]
+    # "^": the start of an id is enough (what an operator copies from a log line or a truncated column).
+    search_fields = ["^id", "^run_id", "^parent_execution_id", "target_name", "^node_id"]
+    change_form_template = "admin/executions/execution/change_form.html"
     date_hierarchy = "created_at"
     list_per_page = 100
     show_full_result_count = False
@@ -66,6 +69,11 @@ class ExecutionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The buttons of this one execution (cancel, re-queue, ...), posted to the console's action view.
+        context["execution_actions"] = console_actions.available(obj) if obj is not None else []
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="notices to the agent")
     def agent_notices(self, obj: Execution) -> str:
         rows = AgentNotice.objects.filter(execution_id=obj.id).order_by("created_at")
@@ -75,6 +83,10 @@ class ExecutionAdmin(admin.ModelAdmin):
             "\n", "<div>{} to {}/{}: {} after {} attempt(s) {}</div>",
             ((n.kind, n.node_id, n.instance_id, n.status, n.attempts, n.outcome) for n in rows),
         )  # fmt: skip
+
+    @admin.display(description="status (attempt)", ordering="status")
+    def status_attempt(self, obj: Execution) -> str:
+        return f"{obj.get_status_display()} ({obj.attempt})"
 
     @admin.display(description="target", ordering="target_name")
     def target_display(self, obj: Execution) -> str:
@@ -129,6 +141,7 @@ class ExecutionAdmin(admin.ModelAdmin):
         cancelled = steering.cancel_trees(
             roots, timezone.now(), f"cancelled by staff user '{request.user}' in the admin"
         )
+        console_actions.record(request.user, Execution.objects.filter(id__in=cancelled), "Cancelled (the admin).")
         self.message_user(request, f"Cancelled {len(cancelled)} execution(s).", messages.SUCCESS)
 
     @admin.action(description="Restart selected executions (same input, new run)")
@@ -139,6 +152,8 @@ class ExecutionAdmin(admin.ModelAdmin):
                 started.append(steering.restart(execution.id, {}, now, policy.STAFF).id)
             except ExecutionError as exc:
                 self.message_user(request, f"{execution.id} was not restarted: {exc}", messages.WARNING)
+            else:
+                console_actions.record(request.user, [execution], f"Restarted as {started[-1]} (the admin).")
         if started:
             self.message_user(
                 request, f"Started {len(started)} execution(s): {', '.join(started[:10])}", messages.SUCCESS
@@ -146,21 +161,21 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-queue selected finished executions (same ids, new attempts)")
     def requeue_executions(self, request, queryset: QuerySet[Execution]) -> None:
-        now, done = timezone.now(), 0
+        actor, done = console_actions.Actor(request.user, "the admin"), 0
         for execution in queryset.exclude(status__in=ACTIVE):
             try:
-                execution.reset_for_retry(now)
+                console_actions.perform("requeue", execution, actor, timezone.now())
                 done += 1
-            except InvalidTransition:
-                pass
+            except ExecutionError:
+                pass  # it was re-queued (or restarted) by someone else meanwhile
         self.message_user(request, f"Re-queued {done} execution(s).", messages.SUCCESS)
 
 
 @admin.register(ExecutionEvent)
-class ExecutionEventAdmin(admin.ModelAdmin):
+class ExecutionEventAdmin(ConsoleAdmin):
     list_display = ["id", "created_at", "type", "status", "execution_id", "target"]
     list_filter = ["type", "status"]
-    search_fields = ["=execution_id", "=run_id"]
+    search_fields = ["^execution_id", "^run_id"]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
@@ -174,10 +189,10 @@ class ExecutionEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(TraceEntry)
-class TraceEntryAdmin(admin.ModelAdmin):
+class TraceEntryAdmin(ConsoleAdmin):
     list_display = ["created_at", "kind", "level", "execution_id", "message"]
     list_filter = ["kind", "level"]
-    search_fields = ["=execution_id"]
+    search_fields = ["^execution_id"]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
@@ -185,113 +200,3 @@ class TraceEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
-
-
-class DecisionForm(forms.ModelForm):
-    decision = forms.ChoiceField(
-        choices=[
-            ("", "(undecided)"),
-            *[(s.value, s.label) for s in Approval.Status if s not in ("pending", "expired")],
-        ],
-        required=False,
-        help_text="Saving with a decision resumes the execution and tells the paused reasoner.",
-    )
-
-    class Meta:
-        model = Approval
-        fields = ["feedback"]
-
-
-@admin.register(Approval)
-class ApprovalAdmin(admin.ModelAdmin):
-    """The Approvals inbox: pending first; decide on the change page (with feedback) or in bulk."""
-
-    form = DecisionForm
-    list_display = [
-        "approval_request_id",
-        "status",
-        "execution_link",
-        "run",
-        "request_link",
-        "age",
-        "expires",
-        "decided",
-    ]
-    list_filter = ["status"]
-    search_fields = ["approval_request_id", "=execution__id", "=execution__run_id"]
-    actions = ["approve_selected", "reject_selected"]
-    info = ["approval_request_id", "status", "execution_link", "run", "request_link", "age", "expires", "callback_url",
-            "decided", "response"]  # fmt: skip
-
-    def get_queryset(self, request):
-        pending_first = Case(When(status=Approval.Status.PENDING, then=0), default=1)
-        return super().get_queryset(request).select_related("execution").order_by(pending_first, "-requested_at")
-
-    def get_fields(self, request, obj=None):
-        pending = obj is not None and obj.status == Approval.Status.PENDING
-        return [*self.info, "decision", "feedback"] if pending else [*self.info, "feedback"]
-
-    def get_readonly_fields(self, request, obj=None):
-        pending = obj is not None and obj.status == Approval.Status.PENDING
-        return self.info if pending else [*self.info, "feedback"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    @admin.display(description="execution")
-    def execution_link(self, obj: Approval) -> str:
-        url = reverse("admin:executions_execution_change", args=[obj.execution_id])
-        return format_html('<a href="{}">{}</a> ({})', url, obj.execution_id, obj.execution.target)
-
-    @admin.display(description="run")
-    def run(self, obj: Approval) -> str:
-        return obj.execution.run_id
-
-    @admin.display(description="request")
-    def request_link(self, obj: Approval) -> str:
-        return (
-            format_html('<a href="{}" rel="noopener noreferrer">{}</a>', obj.request_url, obj.request_url)
-            if obj.request_url
-            else "-"
-        )
-
-    @admin.display(description="age", ordering="requested_at")
-    def age(self, obj: Approval) -> str:
-        return _age((timezone.now() - obj.requested_at).total_seconds())
-
-    @admin.display(description="expires", ordering="expires_at")
-    def expires(self, obj: Approval) -> str:
-        left = (obj.expires_at - timezone.now()).total_seconds()
-        return f"in {_age(left)}" if left > 0 else "expired"
-
-    @admin.display(description="decided")
-    def decided(self, obj: Approval) -> str:
-        return f"{obj.decided_by} at {obj.decided_at:%Y-%m-%d %H:%M:%S}" if obj.decided_at else "-"
-
-    def save_model(self, request, obj: Approval, form, change) -> None:
-        # Never a plain save: a decision is a transition of the approval and of its execution.
-        decision = form.cleaned_data.get("decision")
-        if decision and self._decide(request, obj, decision, form.cleaned_data.get("feedback") or ""):
-            obj.refresh_from_db()  # the confirmation names the decision, not "pending"
-
-    def _decide(self, request, obj: Approval, decision: str, feedback: str) -> bool:
-        by = f"staff user '{request.user}' in the admin"
-        try:
-            approvals.decide(obj.execution_id, decision, feedback, None, by, timezone.now(), obj.approval_request_id)
-        except ExecutionError as exc:
-            self.message_user(request, f"{obj.approval_request_id}: {exc}", messages.ERROR)
-            return False
-        return True
-
-    @admin.action(description="Approve selected")
-    def approve_selected(self, request, queryset) -> None:
-        done = sum(self._decide(request, obj, "approved", "") for obj in queryset.filter(status="pending"))
-        self.message_user(request, f"Approved {done}.", messages.SUCCESS)
-
-    @admin.action(description="Reject selected")
-    def reject_selected(self, request, queryset) -> None:
-        done = sum(self._decide(request, obj, "rejected", "") for obj in queryset.filter(status="pending"))
-        self.message_user(request, f"Rejected {done}.", messages.SUCCESS)

@@ -10,13 +10,14 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from executions import memory
+from executions.admin_base import ConsoleAdmin
 from executions.models import MemoryEntry
 
 PRETTY_LIMIT_CHARS = 200_000
 
 
 @admin.register(MemoryEntry)
-class MemoryEntryAdmin(admin.ModelAdmin):
+class MemoryEntryAdmin(ConsoleAdmin):
     """View-only (entries are the agents' checkpoints); deleting one resets that key."""
 
     list_display = ("scope", "scope_id", "key", "size", "updated_at")

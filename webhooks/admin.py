@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -24,6 +27,11 @@ def mask_secret(secret: str) -> str:
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the system writes: staff with the view permission see "View ...", with no Save button."""
+
+    class Media:
+        css = {"all": ["dashboard/admin.css"]}  # compact id columns
+
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
@@ -34,7 +42,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(Webhook)
 class WebhookAdmin(ReadOnlyAdmin):
     list_display = ("execution_id", "url", "secret_hint", "created_at")
-    search_fields = ("execution_id", "url")
+    search_fields = ("^execution_id", "url")
     fields = ("execution_id", "url", "secret_hint", "header_names", "created_at")
     readonly_fields = fields
 
@@ -70,7 +78,7 @@ class AttemptInline(admin.TabularInline):
 class DeliveryAdmin(ReadOnlyAdmin):
     list_display = ("id", "execution_id", "event", "status", "attempt_count", "next_attempt_at", "last_status_code")
     list_filter = ("status", "event")
-    search_fields = ("=id", "execution_id")
+    search_fields = ("^execution_id",)
     date_hierarchy = "created_at"
     actions = ("redeliver",)
     inlines = (AttemptInline,)
@@ -105,23 +113,33 @@ class DeliveryAdmin(ReadOnlyAdmin):
     def payload(self, delivery: Delivery) -> str:
         return bytes(delivery.body).decode("utf-8", errors="replace")
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        # The redeliver action needs the change permission; the form itself has no editable field.
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str):
+        # A delivery id is a uuid (no prefix search on it); a whole one pasted from a log finds its row.
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            found |= queryset.filter(id=uuid.UUID(search_term.strip()))
+        except ValueError:
+            pass
+        return found, duplicates
+
+    def has_redeliver_permission(self, request: HttpRequest) -> bool:
+        # Redelivering sends data again: it takes the change permission, though no form edits a delivery.
         return request.user.has_perm("webhooks.change_delivery")
 
-    @admin.action(description="Redeliver (new attempt series, same webhook-id)")
+    @admin.action(description="Redeliver (new attempt series, same webhook-id)", permissions=["redeliver"])
     def redeliver(self, request: HttpRequest, deliveries: QuerySet[Delivery]) -> None:
         now = timezone.now()
-        queued, busy = 0, 0
+        queued, busy = [], 0
         for delivery in deliveries:
             try:
                 delivery.redeliver(now, settings.AGENTFIELD_WEBHOOK_MAX_ATTEMPTS)
-                queued += 1
+                queued.append(delivery)
             except DeliveryInFlight:
                 busy += 1
         if queued:
             queue.wake()
-            self.message_user(request, f"{queued} delivery(ies) queued again.", messages.SUCCESS)
+            LogEntry.objects.log_actions(request.user.pk, queued, CHANGE, "Redelivered (new attempt series).")
+            self.message_user(request, f"{len(queued)} delivery(ies) queued again.", messages.SUCCESS)
         if busy:
             self.message_user(
                 request, f"{busy} delivery(ies) are being sent right now; try again shortly.", messages.WARNING
@@ -132,7 +150,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
 class DeliveryAttemptAdmin(ReadOnlyAdmin):
     list_display = ("delivery", "number", "started_at", "status_code", "error_class", "duration_ms", "succeeded")
     list_filter = ("succeeded", "error_class")
-    search_fields = ("=delivery__id", "delivery__execution_id")
+    search_fields = ("^delivery__execution_id",)
     list_select_related = ("delivery",)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:

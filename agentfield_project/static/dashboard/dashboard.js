@@ -5,6 +5,7 @@
   const body = document.body;
   const state = document.getElementById("stream-state");
   const page = body.dataset.page;
+  const TERMINAL = ["succeeded", "failed", "cancelled", "timeout"];
 
   function setState(name, text) {
     state.dataset.state = name;
@@ -43,7 +44,11 @@
     statusCell.appendChild(status);
     const updated = cell(shortTime(event.timestamp));
     updated.dataset.field = "updated";
-    row.append(first, cell(event.target), statusCell, cell("0"), cell(event.workflow_id, "mono"), cell(shortTime(event.timestamp)), updated);
+    const run = cell(event.workflow_id, "mono");
+    const duration = cell("—");
+    duration.dataset.field = "duration";
+    row.append(first, cell(event.target), statusCell, cell("0"), duration, cell(""), run,
+               cell(shortTime(event.timestamp)), updated);
     return row;
   }
 
@@ -54,18 +59,37 @@
     return null;
   }
 
+  function matchesFilters(table, event) {
+    // New rows appear only on the newest page, and only if the page's filters would list them.
+    const data = table.dataset;
+    if (data.liveInsert !== "true") return false;
+    if (data.statusFilter && data.statusFilter !== event.status) return false;
+    if (data.nodeFilter && data.nodeFilter !== event.agent_node_id) return false;
+    if (data.targetFilter) {
+      const wanted = data.targetFilter.includes(".") ? event.target : String(event.target || "").split(".").pop();
+      if (wanted !== data.targetFilter) return false;
+    }
+    if (data.search) {
+      const q = data.search;
+      if (!String(event.execution_id).startsWith(q) && !String(event.workflow_id || "").startsWith(q)) return false;
+    }
+    return true;
+  }
+
   function onExecutionsEvent(event) {
     const table = document.getElementById("executions");
-    const filter = table.dataset.statusFilter;
     let row = findRow(event.execution_id);
     if (!row) {
-      if (event.type !== "execution_queued" || (filter && filter !== event.status)) return;
+      if (event.type !== "execution_queued" || !matchesFilters(table, event)) return;
       const empty = table.querySelector("tr.empty");
       if (empty) empty.remove();
       row = executionRow(event);
       table.tBodies[0].prepend(row);
     }
     setStatus(row.querySelector('[data-field="status"]'), event.status);
+    const duration = row.querySelector('[data-field="duration"]');
+    if (duration && TERMINAL.includes(event.status)) delete duration.dataset.started;
+    else if (duration && event.type === "execution_started" && !duration.dataset.started) duration.dataset.started = event.timestamp;
     const updated = row.querySelector('[data-field="updated"]');
     if (updated) updated.textContent = shortTime(event.timestamp);
     row.classList.remove("flash");
@@ -84,8 +108,42 @@
       const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       const target = document.querySelector("main");
       const source = fresh.querySelector("main");
-      if (target && source) target.replaceWith(document.importNode(source, true));
+      if (target && source) {
+        const freshMain = document.importNode(source, true);
+        target.replaceWith(freshMain);
+        bind(freshMain);
+      }
     }, 1000);
+  }
+
+  function durationText(ms) {
+    // The same shapes as the server's overview.duration_text.
+    if (ms < 1000) return ms + " ms";
+    if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+    const seconds = Math.floor(ms / 1000);
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + (seconds % 60) + " s";
+    return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+  }
+
+  function tickDurations() {
+    // An active execution's duration grows from its first start (data-started), between events too.
+    for (const element of document.querySelectorAll("[data-started]")) {
+      const started = Date.parse(element.dataset.started);
+      if (!isNaN(started)) element.textContent = durationText(Math.max(0, Date.now() - started)) + (element.dataset.suffix || "");
+    }
+  }
+
+  function bind(root) {
+    // No inline handlers (the CSP forbids them): a filter select submits its form when it changes,
+    // and a button that changes an execution asks first.
+    for (const select of root.querySelectorAll("select[data-autosubmit]")) {
+      select.addEventListener("change", function () { select.form.requestSubmit(); });
+    }
+    for (const button of root.querySelectorAll("button[data-confirm]")) {
+      button.form.addEventListener("submit", function (submit) {
+        if (!window.confirm(button.dataset.confirm)) submit.preventDefault();
+      });
+    }
   }
 
   function onEvent(event) {
@@ -132,6 +190,8 @@
     }
   }
 
+  bind(document);
+  setInterval(tickDurations, 1000);
   if (page === "nodes") {
     setState("live", "polling");
     setInterval(pollNodes, 3000);

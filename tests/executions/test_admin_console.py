@@ -1,0 +1,72 @@
+"""The executions admin as a console: prefix search, per-execution buttons, every action in Recent actions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from executions.models import Execution
+from tests.executions.test_admin import make
+from tests.factories import make_node
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(client):
+    user = get_user_model().objects.create_superuser("operator", "operator@example.com", "pw-123456")
+    client.force_login(user)
+    return client
+
+
+def test_search_matches_the_start_of_an_execution_or_run_id(staff_client):
+    make(id="exec_1764680000000_ab12cd34", run_id="run_1764680000000_ffff0000")
+    make(id="exec_1764689999999_00000000", run_id="run_other")
+    by_id = staff_client.get("/admin/executions/execution/", {"q": "exec_176468000"}).content.decode()
+    assert "exec_1764680000000_ab12cd34" in by_id and "exec_1764689999999_00000000" not in by_id
+    by_run = staff_client.get("/admin/executions/execution/", {"q": "run_17646800"}).content.decode()
+    assert "exec_1764680000000_ab12cd34" in by_run and "exec_1764689999999_00000000" not in by_run
+
+
+def test_an_execution_page_is_a_view_with_buttons_for_what_its_status_allows(staff_client):
+    running = make("running", id="exec_admin_running")
+    failed = make("failed", id="exec_admin_failed", completed_at=timezone.now())
+    page = staff_client.get(f"/admin/executions/execution/{running.id}/change/").content.decode()
+    assert "View execution" in page and 'name="_save"' not in page
+    assert re.findall(r'action="/dashboard/executions/[^/]+/(\w+)/"', page) == ["cancel"]
+    page = staff_client.get(f"/admin/executions/execution/{failed.id}/change/").content.decode()
+    assert re.findall(r'action="/dashboard/executions/[^/]+/(\w+)/"', page) == ["requeue", "restart"]
+
+
+def test_a_button_on_the_admin_page_acts_goes_back_there_and_is_logged(staff_client):
+    running = make("running", id="exec_admin_button")
+    admin_url = f"/admin/executions/execution/{running.id}/change/"
+    answer = staff_client.post(f"/dashboard/executions/{running.id}/cancel/", {"next": admin_url})
+    assert answer["Location"] == admin_url
+    assert Execution.objects.get(id=running.id).status == "cancelled"
+    assert LogEntry.objects.get(object_id=running.id).change_message == "Cancelled. (the admin)"
+    history = staff_client.get(f"/admin/executions/execution/{running.id}/history/").content.decode()
+    assert "operator" in history and "Cancelled. (the admin)" in history
+
+
+@pytest.mark.parametrize(
+    ("action", "status", "message"),
+    [
+        ("cancel_executions", "running", "Cancelled (the admin)."),
+        ("requeue_executions", "failed", "Re-queued under the same ids. (the admin)"),
+        ("restart_executions", "failed", "Restarted as exec_"),
+    ],
+)
+def test_every_bulk_action_leaves_an_entry_per_execution_in_recent_actions(staff_client, action, status, message):
+    make_node("batch", reasoners=("process_corpus",))
+    rows = [make(status, id=f"exec_bulk_{n}", completed_at=timezone.now() if status == "failed" else None)
+            for n in range(2)]  # fmt: skip
+    staff_client.post("/admin/executions/execution/", {"action": action, "_selected_action": [r.id for r in rows]})
+    entries = LogEntry.objects.filter(object_id__in=[r.id for r in rows])
+    assert entries.count() == 2
+    assert all(e.user.username == "operator" and e.change_message.startswith(message) for e in entries)
+    assert "operator" in staff_client.get("/admin/").content.decode()  # the "Recent actions" box lists them
