@@ -79,7 +79,7 @@ def test_a_row_changes_from_queued_to_succeeded_live(launch, db_url, browser):
     page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
 
     page.goto(f"{url}/dashboard/executions/{execution_id}/")
-    assert page.locator("h1").text_content() == execution_id
+    assert page.locator("h1").text_content().split() == [execution_id, "succeeded"]
     assert "<b>not bold</b>" in page.locator("pre").first.text_content()  # shown as text, not markup
     assert "<i>42</i>" in page.locator("pre").nth(1).text_content()
     page.screenshot(path=str(ARTIFACTS / "dashboard-execution.png"), full_page=True)
