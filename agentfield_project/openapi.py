@@ -41,6 +41,12 @@ class ExecuteRequestSerializer(serializers.Serializer):
         required=False, min_value=0, max_value=366 * 86400, help_text="not dispatched before this delay"
     )
     run_at = serializers.DateTimeField(required=False, help_text="not dispatched before this moment (with a zone)")
+    priority = serializers.IntegerField(
+        required=False,
+        min_value=-1000,
+        max_value=1000,
+        help_text="higher is claimed first (default: the parent's, else 0); runs take turns within a priority",
+    )
 
 
 class AcceptedSerializer(serializers.Serializer):
@@ -73,10 +79,13 @@ class ExecutionSerializer(serializers.Serializer):
     error_message = serializers.CharField(allow_null=True)
     error_details = serializers.JSONField(allow_null=True)
     progress = serializers.IntegerField(allow_null=True)
+    priority = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
-    duration_ms = serializers.IntegerField(allow_null=True)
+    duration_ms = serializers.IntegerField(
+        allow_null=True, help_text="from started_at to completed_at; while running, so far"
+    )
     attempt = serializers.IntegerField()
     max_attempts = serializers.IntegerField()
     webhook_registered = serializers.BooleanField()

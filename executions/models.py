@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import F, Q
 
@@ -53,6 +54,12 @@ class Execution(models.Model):
     error = models.TextField(blank=True, default="")
     error_details = models.JSONField(null=True, blank=True)
     progress = models.IntegerField(null=True, blank=True)
+    # Higher first; within a priority the fair order below (executions/fairness.py).
+    priority = models.SmallIntegerField(default=0)
+    # The execution's place in the fair order: its run's previous place + 1, but never behind the
+    # place the claims have reached (FairClock). A run that fanned out 5,000 children thus takes
+    # turns with a run that arrived later instead of being served first in full.
+    fair_seq = models.BigIntegerField(default=0)
     # Dispatch attempts so far: a claim counts one, whatever happens next.
     attempt = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=5)
@@ -85,8 +92,10 @@ class Execution(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            # Matches the claim in executions/queue.py: WHERE status='queued' ORDER BY run_at, id.
-            models.Index(fields=["run_at", "id"], name="execution_due_idx", condition=Q(status="queued")),
+            # Matches the claim in executions/queue.py: WHERE status='queued' ORDER BY priority DESC, fair_seq, id.
+            models.Index(
+                fields=["-priority", "fair_seq", "id"], name="execution_fair_idx", condition=Q(status="queued")
+            ),
             # The reaper looks only at running rows.
             models.Index(fields=["node_id"], name="execution_running_idx", condition=Q(status="running")),
             models.Index(fields=["-created_at", "-id"], name="execution_created_idx"),
@@ -94,7 +103,8 @@ class Execution(models.Model):
             # Every claim and outcome writes a new row version into each index (the status and
             # run_at columns they change are indexed, so no update is HOT): keep the set small.
             # Plain btrees only (no LIKE variants); the optional columns are indexed where set.
-            models.Index(fields=["run_id"], name="execution_run_idx"),
+            # Also answers "the last fair place of this run" (executions/fairness.py) from the index alone.
+            models.Index(fields=["run_id", "fair_seq"], name="execution_run_fair_idx"),
             models.Index(fields=["node_id"], name="execution_node_idx"),
             models.Index(
                 fields=["parent_execution_id"],
@@ -273,9 +283,10 @@ class Execution(models.Model):
         # One transaction: the status, its event and its webhook delivery row commit together.
         # With `lease` (a dispatcher recording the agent's answer) only the lease holder may
         # finish it: after the lease ran out another dispatcher may have handed it over again.
-        started = self.started_at or self.created_at
-        if duration_ms is None:
-            duration_ms = max(0, int((now - started).total_seconds() * 1000))
+        # From the first start to the end, as started_at says (after a resume the agent's own
+        # figure covers only its last attempt); the agent's figure only when no start was recorded.
+        if self.started_at is not None or duration_ms is None:
+            duration_ms = max(0, int((now - (self.started_at or self.created_at)).total_seconds() * 1000))
         if self.started_at is None:
             # Finished before a start was recorded (an inline 200/4xx answer, or a callback that
             # beat the dispatcher's record of the 202): the work began duration_ms ago.
@@ -355,8 +366,10 @@ class Execution(models.Model):
                 TERMINAL,
                 status=Status.QUEUED,
                 run_at=now,
-                attempt=0,
+                # The attempts so far stay counted (the history of the re-run); it gets a full series more.
+                max_attempts=F("attempt") + settings.AGENTFIELD_EXECUTION_MAX_ATTEMPTS,
                 result=None,
+                started_at=None,
                 error="",
                 error_details=None,
                 completed_at=None,
@@ -373,8 +386,9 @@ _COMPLETE_MANY = """
        SET status = 'succeeded', result = v.result, error = '', lease_token = NULL,
            completed_at = %(now)s, updated_at = %(now)s,
            started_at = COALESCE(e.started_at, %(now)s - make_interval(secs => COALESCE(v.duration, 0) / 1000.0)),
-           duration_ms = COALESCE(v.duration, GREATEST(0, (EXTRACT(EPOCH FROM
-               (%(now)s - COALESCE(e.started_at, e.created_at))) * 1000)::bigint))
+           duration_ms = CASE WHEN e.started_at IS NULL AND v.duration IS NOT NULL THEN v.duration
+               ELSE GREATEST(0, (EXTRACT(EPOCH FROM (%(now)s - COALESCE(e.started_at, e.created_at))) * 1000)::bigint)
+               END
       FROM unnest(%(ids)s::text[], %(tokens)s::uuid[], %(results)s::jsonb[], %(durations)s::bigint[])
            AS v(id, token, result, duration)
      WHERE e.id = v.id AND e.status = 'queued' AND e.lease_token = v.token
@@ -435,6 +449,13 @@ class ExecutionEvent(models.Model):
 
 class EventCounter(models.Model):
     """One row holding the last event id handed out (see ExecutionEvent)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    value = models.BigIntegerField(default=0)
+
+
+class FairClock(models.Model):
+    """One row holding the highest fair place a claim has reached (executions/fairness.py)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     value = models.BigIntegerField(default=0)

@@ -15,11 +15,14 @@ from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 
+from executions import fairness
 from executions.models import Execution, TraceEntry
 from nodes import limits
 
 # Keep this statement short and alone in its transaction: the rows it locks stay locked until
-# it commits, and no network call may happen before then. `AS MATERIALIZED` keeps the planner
+# it commits, and no network call may happen before then. Rows are served by priority, then in
+# their fair order (executions/fairness.py, whose clock the same statement moves forward); the
+# partial index execution_fair_idx matches that WHERE and ORDER BY. `AS MATERIALIZED` keeps the planner
 # from re-running the LIMIT subquery (which could lease more rows than asked for). Only rows of
 # nodes with a live instance are claimed: a node that is down keeps its work queued. A lease that
 # ran out is taken over only a grace period later, so a dispatcher that was cut off from the database
@@ -33,7 +36,7 @@ from nodes import limits
 LIMIT_LOCK_SPACE = 0x4146  # the first key of the advisory locks of limited nodes ("AF")
 _CLAIM = """
 WITH due AS MATERIALIZED (
-    SELECT e.id, e.node_id, e.node_instance_id AS previous_instance, e.dispatched_at AS previous_dispatch,
+    SELECT e.id, e.node_id, e.fair_seq, e.node_instance_id AS previous_instance, e.dispatched_at AS previous_dispatch,
            e.lease_token IS NOT NULL AS unrecorded
       FROM executions_execution e
      WHERE e.status = 'queued' AND e.run_at <= %(now)s
@@ -42,7 +45,7 @@ WITH due AS MATERIALIZED (
        AND EXISTS (
            SELECT 1 FROM nodes_nodeinstance i
             WHERE i.node_id = e.node_id AND i.shutdown_at IS NULL AND i.last_heartbeat_at > %(alive_after)s)
-     ORDER BY e.run_at, e.id
+     ORDER BY e.priority DESC, e.fair_seq, e.id
      LIMIT %(limit)s
        FOR UPDATE OF e SKIP LOCKED
 ), target AS (
@@ -53,6 +56,7 @@ WITH due AS MATERIALIZED (
             WHERE i.node_id = due.node_id AND i.shutdown_at IS NULL AND i.last_heartbeat_at > %(alive_after)s
             ORDER BY i.instance_id = due.previous_instance DESC, random()
             LIMIT 1) pick
+), clock AS ({advance}
 )
 UPDATE executions_execution e
    SET run_at = %(lease_until)s, lease_token = %(token)s, claimed_by = %(worker)s,
@@ -114,8 +118,9 @@ class Claimed:
 
 
 # Nodes with concurrency limits are claimed apart (claim_limited); the common path skips them.
-_UNLIMITED = _CLAIM.format(only="AND NOT (e.node_id = ANY(%(limited)s::text[]))")
-_CHOSEN = _CLAIM.format(only="AND e.id = ANY(%(chosen)s::text[])")
+_ADVANCE = fairness.ADVANCE_CLOCK.format(claimed="target").rstrip()
+_UNLIMITED = _CLAIM.format(only="AND NOT (e.node_id = ANY(%(limited)s::text[]))", advance=_ADVANCE)
+_CHOSEN = _CLAIM.format(only="AND e.id = ANY(%(chosen)s::text[])", advance=_ADVANCE)
 
 # A slot is held from the claim until the execution is terminal: handed over under a live lease,
 # running, or waiting on an approval.
@@ -129,7 +134,7 @@ _CANDIDATES = """
 SELECT id, target_name FROM executions_execution
  WHERE node_id = %(node)s AND status = 'queued' AND run_at <= %(now)s
    AND (lease_token IS NULL OR run_at <= %(expired_before)s)
- ORDER BY run_at, id
+ ORDER BY priority DESC, fair_seq, id
  LIMIT %(scan)s
 """
 

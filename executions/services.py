@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -15,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
-from executions import access, events
+from executions import access, events, fairness
 from executions.exceptions import ExecutionError, ExecutionNotFound, IdempotencyConflict, InvalidTarget, TargetNotFound
 from executions.models import Execution
 from nodes import policy
@@ -51,6 +52,7 @@ class Submission:
     # Not before: an absolute moment (`run_at`) or a delay from acceptance (`delay_seconds`).
     run_at: datetime | None = None
     delay: timedelta | None = None
+    priority: int | None = None  # None: the parent's, or 0 (executions/fairness.py)
 
     def fingerprint(self) -> str:
         canonical = json.dumps(
@@ -102,8 +104,18 @@ def build_submission(target: str, body: Any, headers: Any) -> Submission:
         session_id=header(headers, "X-Session-ID"),
         actor_id=header(headers, "X-Actor-ID"),
         idempotency_key=header(headers, "Idempotency-Key") or None,
+        priority=_priority(body.get("priority")),
         **_not_before(body),
     )
+
+
+def _priority(value: Any) -> int | None:
+    low, high = fairness.MIN_PRIORITY, fairness.MAX_PRIORITY
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ExecutionError(f"priority must be an integer between {low} and {high} (higher runs first)")
+    return value
 
 
 MAX_DELAY = timedelta(days=366)
@@ -137,6 +149,8 @@ def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -
     access.check_run_joinable(principal, sub.run_id)
     parent = Execution.objects.filter(pk=sub.parent_execution_id).first() if sub.parent_execution_id else None
     owners = access.owners_for_submission(principal, parent)
+    if sub.priority is None and parent is not None:
+        sub = dataclasses.replace(sub, priority=parent.priority)  # a child runs at its parent's priority
     spec, webhook_error = _webhook_spec(sub)
     try:
         execution = _create(sub, target_type, fingerprint, spec, now, owners)
@@ -197,12 +211,13 @@ def _create(
     owners: tuple[int | None, int | None],
     restarted_from: str | None = None,
 ) -> Execution:
+    run_id = sub.run_id or new_id("run")
     execution = Execution(
         restarted_from=restarted_from,
         submitted_by_id=owners[0],
         owner_key_id=owners[1],
         id=new_id("exec"),
-        run_id=sub.run_id or new_id("run"),
+        run_id=run_id,
         parent_execution_id=sub.parent_execution_id,
         session_id=sub.session_id,
         actor_id=sub.actor_id,
@@ -213,6 +228,8 @@ def _create(
         context=sub.context,
         max_attempts=settings.AGENTFIELD_EXECUTION_MAX_ATTEMPTS,
         run_at=_due(sub, now),
+        priority=sub.priority or 0,
+        fair_seq=fairness.next_place(run_id),
         idempotency_key=sub.idempotency_key,
         request_fingerprint=fingerprint,
         webhook_registered=spec is not None,
@@ -221,6 +238,7 @@ def _create(
     )
     with transaction.atomic():
         execution.save(force_insert=True)
+        del execution.fair_seq  # the INSERT computed it; read back only if someone asks
         if spec is not None:
             webhooks.register(execution.id, spec, now)
         events.record(execution, events.QUEUED, now, notify=(events.DISPATCH_CHANNEL,))

@@ -125,6 +125,7 @@ def restart(execution_id: str, body: Any, now: datetime, principal: Principal) -
         session_id=original.session_id,
         actor_id=original.actor_id,
         idempotency_key=None,
+        priority=original.priority,
     )
     # The restart stays with the original's owner (a client still sees it); who asked is `submitted_by`.
     owners = (principal.key_id, original.owner_key_id)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from executions import fairness
 from executions.models import Execution
 from nodes.models import Node, NodeInstance
 
@@ -81,4 +82,7 @@ def make_execution(node: Node | None = None, *, now: datetime | None = None, **f
         "updated_at": now,
     }
     values.update(fields)
-    return Execution.objects.create(**values)
+    values.setdefault("fair_seq", fairness.next_place(values["run_id"]))  # as services._create does
+    execution = Execution.objects.create(**values)
+    execution.refresh_from_db(fields=["fair_seq"])
+    return execution

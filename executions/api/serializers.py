@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
+
 from executions.models import Execution
 from webhooks import services as webhooks
 
@@ -35,6 +37,13 @@ def accepted_body(execution: Execution, webhook_error: str | None = None) -> dic
     return body
 
 
+def duration_ms(execution: Execution, now: datetime | None = None) -> int | None:
+    """From started_at to completed_at; while the execution is active, from started_at until now."""
+    if execution.duration_ms is not None or execution.started_at is None or execution.is_terminal:
+        return execution.duration_ms
+    return max(0, int(((now or timezone.now()) - execution.started_at).total_seconds() * 1000))
+
+
 def status_body(execution: Execution, webhook_events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """GET /api/v1/executions/{id}: status, result and timings of one execution."""
     error = execution.error or None if execution.status != "succeeded" else None
@@ -55,10 +64,11 @@ def status_body(execution: Execution, webhook_events: list[dict[str, Any]] | Non
         "error_message": error,
         "error_details": execution.error_details,
         "progress": execution.progress,
+        "priority": execution.priority,
         "created_at": timestamp(execution.created_at),
         "started_at": timestamp(execution.started_at),
         "completed_at": timestamp(execution.completed_at),
-        "duration_ms": execution.duration_ms,
+        "duration_ms": duration_ms(execution),
         "attempt": execution.attempt,
         "max_attempts": execution.max_attempts,
         "webhook_registered": execution.webhook_registered,

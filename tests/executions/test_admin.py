@@ -85,7 +85,9 @@ def test_requeue_action_gives_a_failed_execution_a_fresh_series(staff_client):
         "/admin/executions/execution/", {"action": "requeue_executions", "_selected_action": [execution.id]}
     )
     execution.refresh_from_db()
-    assert (execution.status, execution.attempt, execution.error, execution.run_id) == ("queued", 0, "", "run_admin")
+    # The five attempts stay counted (the re-run's history); it gets a full series more.
+    assert (execution.status, execution.attempt, execution.error, execution.run_id) == ("queued", 5, "", "run_admin")
+    assert execution.max_attempts == 5 + 5
 
 
 def test_anonymous_users_are_sent_to_the_login_page(client):

@@ -386,6 +386,9 @@ def test_an_execution_may_name_the_moment_it_becomes_due(api):
         ({"delay_seconds": 10, "run_at": "2026-12-24T18:00:00Z"}, "not both"),
         ({"run_at": "tomorrow"}, "run_at must be"),
         ({"run_at": "2026-12-24T18:00:00"}, "with a zone"),
+        ({"priority": 1001}, "priority must be"),
+        ({"priority": "high"}, "priority must be"),
+        ({"priority": 1.5}, "priority must be"),
     ],
 )
 def test_bad_delays_are_a_400_and_create_nothing(api, extra, message):
@@ -393,3 +396,16 @@ def test_bad_delays_are_a_400_and_create_nothing(api, extra, message):
     answer = api.post("/api/v1/execute/async/later.work", {"input": {}, **extra}, format="json")
     assert answer.status_code == 400 and message in answer.json()["error"]
     assert not Execution.objects.exists()
+
+
+def test_priority_is_stored_shown_and_inherited_by_children(api):
+    make_node("prio", reasoners=("work",))
+    answer = api.post("/api/v1/execute/async/prio.work", {"input": {}, "priority": 7}, format="json")
+    parent_id = answer.json()["execution_id"]
+    assert api.get(f"/api/v1/executions/{parent_id}").json()["priority"] == 7
+    child = api.post("/api/v1/execute/async/prio.work", {"input": {}}, format="json", HTTP_X_EXECUTION_ID=parent_id)
+    assert Execution.objects.get(pk=child.json()["execution_id"]).priority == 7
+    own = api.post(
+        "/api/v1/execute/async/prio.work", {"input": {}, "priority": -3}, format="json", HTTP_X_EXECUTION_ID=parent_id
+    )
+    assert Execution.objects.get(pk=own.json()["execution_id"]).priority == -3

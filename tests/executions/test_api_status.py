@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from tests.factories import make_execution, make_node
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
@@ -101,6 +102,15 @@ def test_status_of_a_queued_execution_has_null_timestamps_and_no_webhook_events(
     assert body["started_at"] is None and body["completed_at"] is None and body["duration_ms"] is None
     assert body["webhook_registered"] is False
     assert body["webhook_events"] == []
+
+
+@pytest.mark.parametrize("status", ["running", "waiting"])
+def test_the_duration_of_an_active_execution_is_the_time_since_it_started(api, status):
+    started = timezone.now() - timedelta(seconds=90)
+    execution = make_execution(now=started, status=status, started_at=started)
+    first = api.get(f"/api/v1/executions/{execution.id}").json()["duration_ms"]
+    assert first >= 90_000
+    assert api.get(f"/api/v1/executions/{execution.id}").json()["duration_ms"] >= first  # it grows
 
 
 def test_a_result_of_any_json_type_is_returned_as_stored(api, now):

@@ -178,8 +178,8 @@ def test_the_sdk_success_callback_stores_result_duration_and_completion(api):
     execution.refresh_from_db()
     assert execution.status == "succeeded"
     assert execution.result == {"value": 14}
-    assert execution.duration_ms == 1503
-    assert execution.completed_at is not None
+    # From the recorded start to the end (the agent's 1503 covers only its own attempt).
+    assert execution.duration_ms == int((execution.completed_at - execution.started_at).total_seconds() * 1000)
     assert execution.error == ""
     assert event_types(execution) == ["execution_completed"]
 
@@ -270,7 +270,8 @@ def test_a_terminal_callback_enqueues_exactly_one_delivery_when_a_webhook_is_reg
     assert payload["workflow_id"] == execution.run_id
     assert payload["status"] == "succeeded"
     assert payload["result"] == {"v": 7}
-    assert payload["duration_ms"] == 12
+    execution.refresh_from_db()
+    assert payload["duration_ms"] == execution.duration_ms  # the stored figure (from started_at)
     assert payload["timestamp"].endswith("Z")
 
 

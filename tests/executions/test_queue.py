@@ -34,14 +34,14 @@ def test_claim_takes_several_due_rows_in_one_query(now, django_assert_num_querie
 
 
 @pytest.mark.django_db
-def test_claim_respects_the_limit_and_takes_the_earliest_due_first(now):
+def test_claim_respects_the_limit_and_takes_the_first_in_order(now):
     node = make_node(now=now)
-    late = make_execution(node, now=now, run_at=now - timedelta(seconds=1))
-    early = make_execution(node, now=now, run_at=now - timedelta(seconds=30))
-    middle = make_execution(node, now=now, run_at=now - timedelta(seconds=10))
-    assert sorted(claimed_ids(claim(now, limit=2))) == sorted([early.id, middle.id])
-    assert Execution.objects.get(pk=late.pk).attempt == 0
-    assert claimed_ids(claim(now, limit=2)) == [late.id]
+    first = make_execution(node, now=now, run_at=now - timedelta(seconds=1))
+    second = make_execution(node, now=now, run_at=now - timedelta(seconds=30))
+    third = make_execution(node, now=now, run_at=now - timedelta(seconds=10))
+    assert sorted(claimed_ids(claim(now, limit=2))) == sorted([first.id, second.id])
+    assert Execution.objects.get(pk=third.pk).attempt == 0
+    assert claimed_ids(claim(now, limit=2)) == [third.id]
 
 
 @pytest.mark.django_db
@@ -147,7 +147,7 @@ def test_a_claim_takes_only_rows_another_open_claim_has_not_locked(now, db_url):
     with psycopg.connect(db_url) as other:
         # Another dispatcher's claim, not yet committed, holds the three earliest rows.
         other.execute(
-            "SELECT id FROM executions_execution WHERE status = 'queued' ORDER BY run_at, id LIMIT 3 FOR UPDATE"
+            "SELECT id FROM executions_execution WHERE status = 'queued' ORDER BY fair_seq, id LIMIT 3 FOR UPDATE"
         )
         ours = claimed_ids(claim(now))
         other.rollback()
