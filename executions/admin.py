@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -15,6 +16,7 @@ from executions import (
     console_actions,
     overview,
     steering,
+    timing,
 )
 from executions.admin_base import ConsoleAdmin
 from executions.exceptions import ExecutionError
@@ -22,7 +24,7 @@ from executions.memory_admin import checkpoints_table  # also registers MemoryEn
 from executions.models import ACTIVE, AgentNotice, Execution, ExecutionEvent, TraceEntry
 from nodes import policy
 
-TRACE_ROWS = 500
+TRACE_ROWS = 50  # the newest, without debug lines; the dashboard pages through the whole trace
 
 
 def pretty(value: Any) -> str:
@@ -98,7 +100,10 @@ class ExecutionAdmin(ConsoleAdmin):
 
     @admin.display(description="duration", ordering="duration_ms")
     def duration(self, obj: Execution) -> str:
-        return "" if obj.duration_ms is None else _age(obj.duration_ms / 1000)
+        elapsed = timing.elapsed_ms(obj.status, obj.started_at, obj.duration_ms, timezone.now())
+        if elapsed is None:
+            return ""
+        return overview.duration_text(elapsed) + ("" if obj.duration_ms is not None or obj.is_terminal else " so far")
 
     @admin.display(description="input")
     def input_pretty(self, obj: Execution) -> str:
@@ -121,13 +126,15 @@ class ExecutionAdmin(ConsoleAdmin):
                              ((e.id, e.created_at, e.type, e.status, json.dumps(e.data)) for e in rows)),
         )  # fmt: skip
 
-    @admin.display(description="trace (log lines, steps, notes)")
+    @admin.display(description="trace (the newest log lines, steps, notes)")
     def trace(self, obj: Execution) -> str:
-        rows = TraceEntry.objects.filter(execution_id=obj.id).order_by("id")[:TRACE_ROWS]
+        rows = TraceEntry.objects.filter(execution_id=obj.id).exclude(level="debug").order_by("-id")[:TRACE_ROWS]
         return format_html(
+            '<p><a href="{}#trace">The whole trace, paged and filtered by level, in the dashboard</a></p>'
             "<table><tr><th>time</th><th>kind</th><th>level</th><th>message</th></tr>{}</table>",
+            reverse("dashboard-execution", args=[obj.id]),
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                             ((t.created_at, t.kind, t.level, t.message) for t in rows)),
+                             ((t.created_at, t.kind, t.level, t.message[:2000]) for t in reversed(rows))),
         )  # fmt: skip
 
     @admin.display(description="checkpoints (memory of the run)")

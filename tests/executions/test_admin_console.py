@@ -9,7 +9,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from executions.models import Execution
+from executions.models import Execution, TraceEntry
 from tests.executions.test_admin import make
 from tests.factories import make_node
 
@@ -70,3 +70,16 @@ def test_every_bulk_action_leaves_an_entry_per_execution_in_recent_actions(staff
     assert entries.count() == 2
     assert all(e.user.username == "operator" and e.change_message.startswith(message) for e in entries)
     assert "operator" in staff_client.get("/admin/").content.decode()  # the "Recent actions" box lists them
+
+
+def test_the_admin_page_shows_the_newest_trace_lines_without_debug_and_links_to_the_whole_trace(staff_client):
+    execution = make("running", id="exec_admin_trace")
+    now = timezone.now()
+    TraceEntry.objects.bulk_create(
+        TraceEntry(execution_id=execution.id, kind="log", level="debug" if n % 2 else "info",
+                   message=f"line {n}:", created_at=now)
+        for n in range(200)
+    )  # fmt: skip
+    page = staff_client.get(f"/admin/executions/execution/{execution.id}/change/").content.decode()
+    assert "line 198:" in page and "line 100:" in page and "line 98:" not in page and "line 199:" not in page
+    assert f'href="/dashboard/executions/{execution.id}/#trace"' in page
