@@ -7,9 +7,12 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from executions.models import Approval, Execution, TraceEntry
+from nodes.models import Node
 from tests.factories import make_node
 from tests.test_dashboard import execution, staff_client
 from tests.webhooks.factories import delivery
@@ -198,3 +201,21 @@ def test_the_overview_shows_percentiles_per_target_and_queue_depth_by_node():
     assert re.findall(r'<td class="num">([^<]+)</td>', row) == ["6", "1", "200 ms", "10.0 s", "10.0 s", "10.0 s"]
     assert "failure rate 16.7 %" in html and "last 24 hours" in html
     assert re.search(r"billing</a></td><td class=\"num\">1</td>", html)
+
+
+@pytest.mark.parametrize("page", ["/dashboard/", "/dashboard/nodes/", "/dashboard/queue/?span=7d"])
+def test_a_page_costs_the_same_queries_for_three_rows_or_thirty(page):
+    client = staff_client()
+
+    def queries_with(count: int) -> int:
+        for index in range(count):
+            node = f"node{index}"
+            make_node(node, reasoners=("run",))
+            execution(f"exec_{node}_{count}", node_id=node, status="failed", completed_at=timezone.now(), duration_ms=9)
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(page).status_code == 200
+        Execution.objects.all().delete()
+        Node.objects.all().delete()
+        return len(captured)
+
+    assert queries_with(3) == queries_with(30)
