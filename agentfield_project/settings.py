@@ -283,6 +283,8 @@ AGENTFIELD_APPROVAL_WEBHOOK_SECRET = env.str("AGENTFIELD_APPROVAL_WEBHOOK_SECRET
 # their events, trace, approvals, notices and webhook deliveries (0: keep everything); the
 # memory of a run goes with its last execution unless AGENTFIELD_RETENTION_PRUNE_MEMORY is false.
 AGENTFIELD_RETENTION_DAYS = env.float("AGENTFIELD_RETENTION_DAYS", default=30)
+# A schedule whose misfire policy is `skip` still fires a tick this late (executions/schedules.py).
+AGENTFIELD_SCHEDULE_GRACE_SECONDS = env.float("AGENTFIELD_SCHEDULE_GRACE_SECONDS", default=60)
 AGENTFIELD_RETENTION_PRUNE_MEMORY = env.bool("AGENTFIELD_RETENTION_PRUNE_MEMORY", default=True)
 # Metrics (executions/metrics.py, agentfield_project/metrics.py): GET /metrics answers admin keys,
 # staff and this bearer token; `run_dispatcher` serves its own counters on this port (0: off).

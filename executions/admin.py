@@ -15,6 +15,7 @@ from executions import (
     approval_admin,  # noqa: F401 - registers ApprovalAdmin
     console_actions,
     overview,
+    schedule_admin,  # noqa: F401 - registers ScheduleAdmin
     steering,
     timing,
 )

@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import F, Q
 
-from executions import events
+from executions import cron, events
 from executions.exceptions import InvalidTransition
 from executions.notifications import enqueue_webhooks
 
@@ -452,6 +453,55 @@ class EventCounter(models.Model):
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     value = models.BigIntegerField(default=0)
+
+
+class Schedule(models.Model):
+    """A cron schedule that fires an execution of its target at each tick (executions/schedules.py)."""
+
+    class Misfire(models.TextChoices):
+        ONCE = "once", "fire once for the ticks missed, then keep to the schedule"
+        SKIP = "skip", "skip the ticks missed by more than the grace period"
+
+    name = models.CharField(max_length=255, unique=True)
+    target = models.CharField(max_length=512, help_text="node.reasoner or node.skill")
+    input = models.JSONField(default=dict, blank=True, help_text="the reasoner's keyword arguments")
+    cron = models.CharField(max_length=255, help_text="minute hour day-of-month month day-of-week, or @daily")
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA name, e.g. Europe/Paris")
+    misfire = models.CharField(max_length=8, choices=Misfire.choices, default=Misfire.ONCE)
+    priority = models.SmallIntegerField(default=0)
+    enabled = models.BooleanField(default=True)
+    next_fire_at = models.DateTimeField(null=True, blank=True, help_text="computed from cron and time zone")
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    last_execution_id = models.CharField(max_length=64, blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            # Matches the claim in executions/schedules.py: WHERE enabled AND next_fire_at <= now.
+            models.Index(fields=["next_fire_at"], name="schedule_due_idx", condition=Q(enabled=True)),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        """Refuse a cron, time zone, target or input the scheduler could not use."""
+        errors = {}
+        checks = {"cron": lambda: cron.parse(self.cron), "timezone": lambda: cron.zone(self.timezone)}
+        for field, check in checks.items():
+            try:
+                check()
+            except cron.CronError as error:
+                errors[field] = str(error)
+        if len(self.target.split(".")) != 2 or not all(self.target.split(".")):
+            errors["target"] = "the target is node.reasoner (or node.skill), with exactly one dot"
+        if not isinstance(self.input, dict):
+            errors["input"] = "the input is a JSON object (the reasoner's keyword arguments)"
+        if errors:
+            raise ValidationError(errors)
 
 
 class FairClock(models.Model):

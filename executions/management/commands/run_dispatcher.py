@@ -18,6 +18,7 @@ from executions.dispatcher import ExecutionDispatcher
 from executions.housekeeping import Housekeeper
 from executions.notices import NoticeWorker
 from executions.runner import Runner
+from executions.schedules import Scheduler
 from executions.wakeup import Wakeup
 from webhooks.worker import DeliveryWorker
 
@@ -56,7 +57,9 @@ class Command(BaseCommand):
             metrics.IN_FLIGHT.set_function(lambda: dispatcher.in_flight)
             self.stderr.write(f"metrics on http://{settings.AGENTFIELD_DISPATCHER_METRICS_HOST}:{port}/metrics")
         runner = Runner(
-            [dispatcher, deliveries, agent_notices, Housekeeper()], wakeup, settings.AGENTFIELD_DISPATCHER_POLL_SECONDS
+            [dispatcher, deliveries, agent_notices, Scheduler(), Housekeeper()],
+            wakeup,
+            settings.AGENTFIELD_DISPATCHER_POLL_SECONDS,
         )
 
         def stop(signum: int, frame: Any) -> None:
