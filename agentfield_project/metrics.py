@@ -1,10 +1,16 @@
-"""What a dispatcher process counts, for Prometheus (`run_dispatcher --metrics-port P` serves it).
+"""What a process counts, for Prometheus: dispatches, agent calls, outcomes, finished executions.
 
 Counters and histograms live in the process that does the work, in prometheus_client's default
-registry; the server's `/metrics` (executions/metrics.py) reads the shared state from PostgreSQL.
+registry: a dispatcher serves them with `run_dispatcher --metrics-port P`, a server process
+appends them to its `/metrics` (executions/metrics.py), after the shared state it reads from
+PostgreSQL. Executions finish in both: the agent's callback reaches a server, an inline answer or
+a give-up is recorded by a dispatcher; scrape every process and sum.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -22,6 +28,15 @@ AGENT_CALLS = Histogram(
 )
 OUTCOMES = Counter("agentfield_dispatch_outcomes", "Recorded dispatch outcomes (running, succeeded, ...)", ["outcome"])
 WEBHOOK_ATTEMPTS = Counter("agentfield_webhook_attempts", "Webhook delivery attempts, by decision", ["outcome"])
+FINISHED = Counter(
+    "agentfield_executions_finished", "Executions that reached a terminal status, by target and status", ["target", "status"]
+)
+EXECUTION_DURATION = Histogram(
+    "agentfield_execution_duration_seconds",
+    "From the first start to the terminal status (duration_ms), by target",
+    ["target"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600),
+)
 IN_FLIGHT = Gauge("agentfield_dispatcher_in_flight", "Agent calls this dispatcher has in flight")
 
 
@@ -31,3 +46,11 @@ def call_outcome(status_code: int | None) -> str:
     if status_code == 202:
         return "accepted"
     return "ok" if 200 <= status_code < 300 else f"{status_code // 100}xx"
+
+
+def observe_finished(executions: Iterable[Any]) -> None:
+    """Count executions that just finished (call after their transaction committed)."""
+    for execution in executions:
+        FINISHED.labels(execution.target, execution.status).inc()
+        if execution.duration_ms is not None:
+            EXECUTION_DURATION.labels(execution.target).observe(execution.duration_ms / 1000)

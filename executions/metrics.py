@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 from datetime import timedelta
 
+import prometheus_client
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -117,4 +118,5 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
             {"error": "metrics need an admin key, staff, or AGENTFIELD_METRICS_TOKEN", "code": "not_authenticated"},
             status=401,
         )
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    own = generate_latest(prometheus_client.REGISTRY)  # this process's counters (agentfield_project/metrics.py)
+    return HttpResponse(generate_latest(REGISTRY) + own, content_type=CONTENT_TYPE_LATEST)

@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, models, transaction
 from django.db.models import F, Q
 
+from agentfield_project import metrics
 from executions import cron, events
 from executions.exceptions import InvalidTransition
 from executions.notifications import enqueue_webhooks
@@ -217,6 +218,7 @@ class Execution(models.Model):
                 channels = enqueue_webhooks(done, now)
                 events.record_many([(execution, events.COMPLETED, {}) for execution in done], now, notify=channels)
             finished += done
+        metrics.observe_finished(finished)  # committed: the plain ones in autocommit, the others just above
         return finished
 
     def wait(self, now: datetime, data: dict[str, Any]) -> None:
@@ -305,6 +307,7 @@ class Execution(models.Model):
             )
             channels = enqueue_webhooks([self], now)
             events.record(self, events.TERMINAL_EVENT[status], now, notify=channels)
+            transaction.on_commit(lambda: metrics.observe_finished([self]))
 
     def requeue(
         self,

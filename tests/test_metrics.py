@@ -41,6 +41,28 @@ def test_metrics_show_queue_depth_by_node_and_status_and_the_oldest_due_age():
     assert ("agentfield_approvals_pending", ()) in found and ("agentfield_agent_notices_pending", ()) in found
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_execution_finished_by_its_callback_is_counted_with_its_duration():
+    node = make_node("timer", reasoners=("tick",))
+    started = timezone.now() - timedelta(seconds=7)
+    execution = make_execution(node, status="running", started_at=started, attempt=1)
+
+    def finished() -> dict:
+        return samples(Client().get("/metrics").content.decode())
+
+    labels = (("status", "succeeded"), ("target", "timer.tick"))
+    before = finished().get(("agentfield_executions_finished_total", labels), 0)
+    seven = ("agentfield_execution_duration_seconds_bucket", (("le", "10.0"), ("target", "timer.tick")))
+    below_ten = finished().get(seven, 0)
+    answer = Client().post(
+        f"/api/v1/executions/{execution.id}/status", {"status": "succeeded"}, content_type="application/json"
+    )
+    assert answer.status_code == 200
+    after = finished()
+    assert after[("agentfield_executions_finished_total", labels)] == before + 1
+    assert after[seven] == below_ten + 1  # seven seconds since it started
+
+
 @pytest.mark.django_db
 def test_metrics_are_protected_like_the_api_once_a_key_exists(admin_client):
     _, admin = auth.issue_key("ops", policy.ADMIN)
