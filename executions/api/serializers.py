@@ -7,6 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from executions import timing
 from executions.models import Execution
 from webhooks import services as webhooks
 
@@ -39,9 +40,7 @@ def accepted_body(execution: Execution, webhook_error: str | None = None) -> dic
 
 def duration_ms(execution: Execution, now: datetime | None = None) -> int | None:
     """From started_at to completed_at; while the execution is active, from started_at until now."""
-    if execution.duration_ms is not None or execution.started_at is None or execution.is_terminal:
-        return execution.duration_ms
-    return max(0, int(((now or timezone.now()) - execution.started_at).total_seconds() * 1000))
+    return timing.elapsed_ms(execution.status, execution.started_at, execution.duration_ms, now or timezone.now())
 
 
 def status_body(execution: Execution, webhook_events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
