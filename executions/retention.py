@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from executions.models import (
     TERMINAL,
@@ -61,6 +61,15 @@ def _due(before: datetime):
     return Execution.objects.filter(status__in=TERMINAL, created_at__lt=before, completed_at__lt=before)
 
 
+def _delete_executions(ids: list[str]) -> int:
+    """Delete the rows in one statement; their approvals (the one relation) are already gone."""
+    # Not QuerySet.delete(): to cascade to Approval in Python it loads every row as a model first,
+    # which was over half of a batch's time, all of it in a dispatcher's loop (bench scenario 10).
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM executions_execution WHERE id = ANY(%s)", [ids])
+        return cursor.rowcount
+
+
 def prune_batch(now: datetime, limit: int = 500) -> Pruned:
     """Delete one batch of expired executions and what hangs off them (one transaction)."""
     before = cutoff(now)
@@ -84,7 +93,7 @@ def prune_batch(now: datetime, limit: int = 500) -> Pruned:
             Delivery.objects.filter(execution_id__in=ids).delete()[1].get("webhooks.Delivery", 0)
         )
         Webhook.objects.filter(execution_id__in=ids).delete()
-        pruned.executions = Execution.objects.filter(id__in=ids).delete()[1].get("executions.Execution", 0)
+        pruned.executions = _delete_executions(ids)
         if settings.AGENTFIELD_RETENTION_PRUNE_MEMORY:
             kept = set(Execution.objects.filter(run_id__in=runs).values_list("run_id", flat=True).distinct())
             gone = runs - kept
