@@ -1,6 +1,8 @@
 """ASGI entry point served by daphne: Channels' protocol router in front of Django.
 
-HTTP (the JSON API, admin, dashboard and the SSE event stream, an async view) goes to Django.
+HTTP (the JSON API, admin, dashboard and the SSE event stream, an async view) goes to Django:
+synchronous views in one thread hop each (agentfield_project/sync_path.py), async ones through
+Django's ASGI handler.
 Static files (dashboard and admin assets: the machines are offline, no CDN) are served from the
 apps' and project's static directories. The stream's path gets Twisted back-pressure through
 FlowControl (see agentfield_project/flow.py). One WebSocket is served: the SDK's memory change
@@ -21,6 +23,7 @@ from django.urls import path, re_path  # noqa: E402
 
 from agentfield_project.flow import FlowControl  # noqa: E402
 from agentfield_project.postgres import availability  # noqa: E402
+from agentfield_project.sync_path import SyncPath  # noqa: E402
 from executions.memory_events import MemoryEventsConsumer  # noqa: E402
 
 
@@ -34,7 +37,9 @@ async def refuse_websocket(scope, receive, send):
 
 router = ProtocolTypeRouter(
     {
-        "http": FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",)),
+        "http": SyncPath(
+            FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",))
+        ),
         "websocket": URLRouter(
             [
                 path("api/v1/memory/events/ws", MemoryEventsConsumer.as_asgi()),

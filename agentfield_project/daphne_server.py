@@ -1,7 +1,7 @@
 """daphne with the request intake of agentfield_project/intake.py and an access log without credentials.
 
 `python -m agentfield_project.daphne_server` takes daphne's own arguments. Its server differs
-from daphne's in three ways:
+from daphne's in these ways:
 - each request is judged (`intake.verdict`) once its headers are in, before Twisted buffers its
   body: too large (declared or counted) is a 413, a body without credentials a 401, both JSON,
   and the connection is closed without reading the rest;
@@ -10,8 +10,8 @@ from daphne's in three ways:
 - a request Twisted cannot parse is answered with a JSON error, not an empty 400 or a closed
   connection: 431 for a request line or headers over 16 KiB, 400 for a malformed line, header or
   chunked body;
-- the access log line is redacted (agentfield_project/redaction.py): a key sent in a query string
-  never reaches the log.
+- the access log is off unless AGENTFIELD_ACCESS_LOG is set, and its line is redacted
+  (agentfield_project/redaction.py): a key sent in a query string never reaches the log.
 
 daphne offers no hook for the request class of its HTTP factory; `GuardedServer.run` gives it
 one by installing `GuardedHTTPFactory` under the name daphne's `Server.run` builds. The tests
@@ -41,7 +41,10 @@ class GuardedRequest(WebRequest):
         self._received = 0
         # Created when the request line arrives: the deadline covers the headers and the body.
         self._deadline = reactor.callLater(settings.AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS, self._too_slow)
-        super().__init__(*args, **kwargs)
+        # Twisted parses every POST's Content-Type (with the email package) to fill `request.args`
+        # with form fields; daphne never reads them (Django parses the body), and it cost about 6%
+        # of the server's CPU on the SDK's JSON POSTs (bench scenario 11).
+        super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
 
     def gotLength(self, length: int | None) -> None:  # noqa: N802 - Twisted's name
         headers = {name.lower(): values[-1] for name, values in self.requestHeaders.getAllRawHeaders()}
@@ -132,6 +135,10 @@ class RedactedAccessLog:
 
 class GuardedServer(daphne_server.Server):
     def __init__(self, *args, action_logger=None, **kwargs) -> None:
+        # A line per request written to stdout cost about 7% of the server's CPU on the SDK's hot
+        # routes (bench scenario 11): off unless AGENTFIELD_ACCESS_LOG asks for it.
+        if not settings.AGENTFIELD_ACCESS_LOG:  # daphne's CLI imported the application (and settings) first
+            action_logger = None
         super().__init__(*args, action_logger=RedactedAccessLog(action_logger) if action_logger else None, **kwargs)
 
     def run(self) -> None:

@@ -29,7 +29,9 @@ AGENT_CALLS = Histogram(
 OUTCOMES = Counter("agentfield_dispatch_outcomes", "Recorded dispatch outcomes (running, succeeded, ...)", ["outcome"])
 WEBHOOK_ATTEMPTS = Counter("agentfield_webhook_attempts", "Webhook delivery attempts, by decision", ["outcome"])
 FINISHED = Counter(
-    "agentfield_executions_finished", "Executions that reached a terminal status, by target and status", ["target", "status"]
+    "agentfield_executions_finished",
+    "Executions that reached a terminal status, by target and status",
+    ["target", "status"],
 )
 EXECUTION_DURATION = Histogram(
     "agentfield_execution_duration_seconds",

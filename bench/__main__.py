@@ -26,6 +26,8 @@ SCENARIOS = {
     "7": "bench.s7_webhooks",
     "8": "bench.s8_waiting",
     "9": "bench.s9_handoff",
+    "10": "bench.s10_pruned",
+    "11": "bench.s11_routes",
 }
 TITLES = {
     "1": "queue core vs peers",
@@ -37,6 +39,8 @@ TITLES = {
     "7": "webhooks",
     "8": "waiting costs",
     "9": "duplicates per dispatcher SIGKILL",
+    "10": "claim and console after pruning",
+    "11": "server CPU per SDK request, by route",
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -64,12 +68,14 @@ class Context:
     waiters: int = 200
     streams: int = 1_000
     handoff: int = 200
+    pruned_rows: int = 200_000
+    route_requests: int = 500
     notes: list[str] = field(default_factory=list)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8,9", help="comma-separated scenario numbers")
+    parser.add_argument("--scenarios", default="1,2,3,4,5,6,7,8,9,10", help="comma-separated scenario numbers")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median and spread)")
     parser.add_argument("--full", action="store_true", help="the issue's sizes (1M finished rows, 100k executions)")
     parser.add_argument("--jobs", type=int, default=10_000, help="scenario 1: no-op jobs to drain")
@@ -90,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--waiters", type=int, default=200, help="scenario 8: synchronous executes held at once")
     parser.add_argument("--streams", type=int, default=1_000, help="scenario 8: event streams held open")
     parser.add_argument("--handoff", type=int, default=200, help="scenario 9: executions per dispatcher kill")
+    parser.add_argument(
+        "--pruned-rows", type=int, help="scenario 10: old finished executions to prune (200,000; --full 5,000,000)"
+    )
+    parser.add_argument("--route-requests", type=int, default=500, help="scenario 11: requests per route")
     parser.add_argument(
         "--code-root",
         default=str(procs.ROOT),
@@ -125,6 +135,8 @@ def _context(options: argparse.Namespace) -> Context:
         waiters=options.waiters,
         streams=options.streams,
         handoff=options.handoff,
+        pruned_rows=options.pruned_rows or (5_000_000 if options.full else 200_000),
+        route_requests=options.route_requests,
     )
 
 

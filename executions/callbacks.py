@@ -139,6 +139,12 @@ def _run_again(execution: Execution, reason: str, now: datetime) -> None:
             execution.requeue(now, now, reason, dropped=True)
 
 
+def _check_reporter(principal: Principal, execution_id: str) -> None:
+    """404 unless the execution exists (and `principal` may report on it); reads only what that needs."""
+    execution = Execution.objects.only("id", "node_id", "owner_key_id", "submitted_by_id").filter(pk=execution_id)
+    access.check(principal, execution.first() or get_execution(execution_id), policy.may_report)
+
+
 def store_logs(execution_id: str, body: Any, now: datetime, principal: Principal = policy.OPEN) -> int:
     """Keep the SDK's structured log lines as the trace of an existing execution (one INSERT)."""
     entries = body.get("entries") if isinstance(body, dict) else None
@@ -149,7 +155,7 @@ def store_logs(execution_id: str, body: Any, now: datetime, principal: Principal
     if len(entries) > MAX_TRACE_ENTRIES:
         raise ExecutionError(f"at most {MAX_TRACE_ENTRIES} log entries per request")
     # An unknown (or over-long) id would leave orphan rows, or fail the INSERT with a 500.
-    access.check(principal, get_execution(execution_id), policy.may_report)
+    _check_reporter(principal, execution_id)
     rows = [
         TraceEntry(
             execution_id=execution_id,
@@ -173,7 +179,7 @@ def store_step_event(body: Any, now: datetime, principal: Principal = policy.OPE
     if not isinstance(execution_id, str) or not execution_id or len(execution_id) > 255:
         raise ExecutionError("execution_id is required")
     if not principal.is_admin:  # an admin may trace anything, even before the execution is stored
-        access.check(principal, get_execution(execution_id), policy.may_report)
+        _check_reporter(principal, execution_id)
     status = statuses.normalize(body.get("status")) or str(body.get("status") or "")[:32]
     data = {key: body[key] for key in ("status", "reasoner_id", "agent_node_id", "duration_ms", "error") if key in body}
     return TraceEntry.objects.create(
@@ -195,7 +201,7 @@ def store_note(execution_id: str, body: Any, now: datetime, principal: Principal
     tags = body.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
         raise ExecutionError("tags must be a list of strings")
-    access.check(principal, get_execution(execution_id), policy.may_report)
+    _check_reporter(principal, execution_id)
     return TraceEntry.objects.create(
         execution_id=execution_id,
         kind=TraceEntry.Kind.NOTE,

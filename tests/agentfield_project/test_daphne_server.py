@@ -11,9 +11,11 @@ import json
 import socket
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from agentfield_project.daphne_server import GuardedRequest
 from nodes import policy
 from nodes.auth import issue_key
 from tests.processes import http, wait_until
@@ -58,7 +60,9 @@ def send_head(sock: socket.socket, method: str, path: str, headers: dict[str, st
 def keyed_server(launch, db_url):
     """A server where keys are required; returns its URL and a valid key (its key set is warm)."""
     _, raw = issue_key("ops", policy.ADMIN)
-    url = launch.server(AGENTFIELD_MAX_BODY_BYTES=1024 * 1024, AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS=3)
+    url = launch.server(
+        AGENTFIELD_MAX_BODY_BYTES=1024 * 1024, AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS=3, AGENTFIELD_ACCESS_LOG="1"
+    )
     assert http("GET", f"{url}/api/v1/nodes", headers={"X-API-Key": raw})[0] == 200
     return url, raw
 
@@ -179,3 +183,24 @@ def test_normal_requests_still_pass_and_a_key_in_the_query_string_is_not_logged(
     time.sleep(0.5)
     log = wait_until(lambda: (text := launch.server_process.output()) and "/api/v1/nodes?api_key=" in text and text)
     assert key not in log and "api_key=[REDACTED]" in log
+
+
+@pytest.mark.django_db
+def test_twisted_does_not_parse_form_fields_that_daphne_never_reads(monkeypatch):
+    from twisted.web import http as twisted_http
+    from twisted.web.test.requesthelper import DummyChannel
+
+    def no_form_parsing(*args):
+        raise AssertionError("Twisted parsed the Content-Type of a POST for form fields")
+
+    monkeypatch.setattr(twisted_http, "_parseContentType", no_form_parsing)
+    processed = []
+    monkeypatch.setattr(GuardedRequest, "process", lambda request: processed.append(request.path))
+    channel = DummyChannel()
+    channel.factory = SimpleNamespace(server=SimpleNamespace(protocol_connected=lambda request: None))
+    request = GuardedRequest(channel)
+    request.requestHeaders.setRawHeaders(b"content-type", [b"application/x-www-form-urlencoded"])
+    request.gotLength(7)
+    request.handleContentChunk(b"a=1&b=2")
+    request.requestReceived(b"POST", b"/api/v1/memory/set?x=1", b"HTTP/1.1")
+    assert processed == [b"/api/v1/memory/set"]

@@ -1,0 +1,96 @@
+"""agentfield_project/sync_path.py: synchronous views in one thread hop; async views on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from agentfield_project.sync_path import SyncPath, environ
+
+
+def scope(method: str, path: str, headers: list[tuple[bytes, bytes]] = (), query: bytes = b"") -> dict:
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "query_string": query,
+        "headers": list(headers),
+        "server": ("127.0.0.1", 8080),
+        "client": ("127.0.0.1", 50000),
+    }
+
+
+def test_the_environ_carries_headers_query_and_the_body_as_read():
+    headers = [(b"content-type", b"application/json"), (b"x-api-key", b"k1"), (b"accept", b"a"), (b"accept", b"b"),
+               (b"content-length", b"999")]  # fmt: skip
+    env = environ(scope("POST", "/api/v1/memory/set", headers, b"a=1"), b'{"key": "k"}')
+    assert (env["REQUEST_METHOD"], env["PATH_INFO"], env["QUERY_STRING"]) == ("POST", "/api/v1/memory/set", "a=1")
+    assert env["CONTENT_TYPE"] == "application/json" and env["HTTP_X_API_KEY"] == "k1"
+    assert env["HTTP_ACCEPT"] == "a,b"  # repeated headers joined, as Django's ASGI request does
+    assert env["CONTENT_LENGTH"] == "12"  # the body read, not what was declared (or chunked)
+    assert env["wsgi.input"].read() == b'{"key": "k"}'
+
+
+def test_a_non_ascii_path_survives_the_wsgi_latin_1_round_trip():
+    env = environ(scope("GET", "/api/v1/executions/exécution"), b"")
+    assert env["PATH_INFO"].encode("latin-1").decode("utf-8") == "/api/v1/executions/exécution"
+
+
+def run(app: SyncPath, request_scope: dict, body: bytes = b"") -> tuple[int, dict, bytes]:
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(request_scope, receive, send))
+    start, content = sent[0], b"".join(message.get("body", b"") for message in sent[1:])
+    return start["status"], dict(start["headers"]), content
+
+
+class Recorder:
+    """The ASGI app behind the sync path: records what reached it."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, request_scope: dict, receive, send) -> None:
+        self.paths.append(request_scope["path"])
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_synchronous_view_runs_in_a_request_thread_and_its_answer_comes_back_whole():
+    behind = Recorder()
+    status, headers, content = run(SyncPath(behind, threads=2), scope("GET", "/api/v1/health"))
+    assert status == 200 and json.loads(content)["status"] in ("ok", "healthy")
+    assert headers[b"content-type"].startswith(b"application/json")
+    assert behind.paths == []  # never reached the ASGI handler
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/ui/v1/executions/events",  # the event stream
+        "/api/v1/execute/echo.work",  # the synchronous execute waits for the callback
+        "/api/v1/executions/exec_1",  # status polls may be held on the event hub
+        "/static/dashboard/dashboard.js",
+    ],
+)
+def test_waiting_streaming_and_static_routes_stay_on_the_event_loop(path):
+    behind = Recorder()
+    assert run(SyncPath(behind, threads=1), scope("GET", path))[0] == 299
+    assert behind.paths == [path]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unknown_path_is_djangos_json_404_on_the_sync_path():
+    behind = Recorder()
+    status, _, content = run(SyncPath(behind, threads=1), scope("GET", "/no/such/route"))
+    assert status == 404 and behind.paths == []
