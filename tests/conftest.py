@@ -10,8 +10,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from tests import processes
-from tests.llm import fake_llm  # noqa: F401 - fixtures for every test package
-from tests.stub_agent import stub_agent  # noqa: F401
+from tests.http_fakes import fake_llm, raw_server, receiver, stub_agent  # noqa: F401 - for every test package
 
 
 @pytest.fixture(autouse=True)

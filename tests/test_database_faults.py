@@ -13,7 +13,6 @@ import pytest
 
 from tests.executions.test_batch_resume import ITEMS
 from tests.processes import http, wait_until
-from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -51,13 +50,6 @@ def all_finished(url: str, ids: list[str]) -> dict[str, dict] | None:
     if found and all(item["status"] in TERMINAL for item in found.values()):
         return found
     return None
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.stop()
 
 
 def test_dispatchers_and_the_server_ride_through_database_restarts(launch_on_faulty_db, faulty_db, receiver):

@@ -83,7 +83,7 @@ def pooled(request, faulty_db, log_dir):
     bouncer.stop()
 
 
-def test_the_control_plane_runs_behind_pgbouncer(pooled, receiver_url):
+def test_the_control_plane_runs_behind_pgbouncer(pooled, receiver):
     launch, settings = pooled
     url = launch.server(**settings)
     launch.dispatcher(**settings)
@@ -91,7 +91,7 @@ def test_the_control_plane_runs_behind_pgbouncer(pooled, receiver_url):
     wait_until(lambda: http("GET", f"{url}/api/v1/nodes/echo")[0] == 200, timeout=60, message="registration")
     wait_until(lambda: http("GET", f"{url}/api/v1/nodes/echo")[1]["health_status"] == "active", timeout=30)
 
-    hook = {"url": receiver_url.url(), "secret": "whsec_pooled"}
+    hook = {"url": receiver.url(), "secret": "whsec_pooled"}
     ids = []
     for n in range(20):
         body = {"input": {"message": f"m{n}"}, "webhook": hook}
@@ -107,15 +107,6 @@ def test_the_control_plane_runs_behind_pgbouncer(pooled, receiver_url):
         return found if all(item["status"] == "succeeded" for item in found.values()) else None
 
     wait_until(finished, timeout=60, message="every execution to succeed")
-    wait_until(lambda: len(receiver_url.received) >= len(ids), timeout=60, message="every webhook")
+    wait_until(lambda: len(receiver.received) >= len(ids), timeout=60, message="every webhook")
     for process in launch.started:
         assert "prepared statement" not in process.output()
-
-
-@pytest.fixture
-def receiver_url():
-    from tests.webhooks.receiver import Receiver
-
-    server = Receiver()
-    yield server
-    server.stop()

@@ -10,7 +10,7 @@ from executions.dispatcher import ExecutionDispatcher
 from executions.models import Execution, ExecutionEvent
 from nodes.models import Node
 from tests.factories import set_heartbeat
-from tests.fake_agent import FakeAgent
+from tests.http_fakes import FakeAgent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from executions import events
 from executions.models import Execution, ExecutionEvent
-from tests.fake_agent import FakeAgent
+from tests.http_fakes import FakeAgent
 from tests.processes import http, wait_until
 
 pytestmark = pytest.mark.e2e

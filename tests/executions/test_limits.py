@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from executions import queue
@@ -14,6 +9,7 @@ from executions.models import Execution
 from nodes import limits
 from nodes.models import Node
 from tests.factories import make_execution, make_node
+from tests.http_fakes import SlowAgent
 from tests.processes import http, wait_until
 
 TERMS = {"lease_seconds": 60, "alive_seconds": 7}
@@ -72,43 +68,6 @@ def test_registration_metadata_sets_the_limits(api):
     assert (node.max_concurrency, node.target_concurrency) == (4, {"r": 2})
 
 
-class SlowAgent:
-    """Answers every dispatch after `delay` seconds and records how many it held at once."""
-
-    def __init__(self, delay: float = 0.3) -> None:
-        self.active = self.peak = self.calls = 0
-        self.lock = threading.Lock()
-        agent = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with agent.lock:
-                    agent.active += 1
-                    agent.calls += 1
-                    agent.peak = max(agent.peak, agent.active)
-                time.sleep(delay)
-                with agent.lock:
-                    agent.active -= 1
-                payload = json.dumps({"done": True}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.mark.e2e
 def test_four_dispatchers_never_exceed_a_limit_of_three(launch, db_url):
     agent = SlowAgent()
@@ -135,4 +94,4 @@ def test_four_dispatchers_never_exceed_a_limit_of_three(launch, db_url):
         assert agent.calls == 30
         assert agent.peak <= 3, f"the agent held {agent.peak} executions at once"
     finally:
-        agent.close()
+        agent.stop()

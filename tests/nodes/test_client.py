@@ -4,97 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from nodes import client
+from tests.http_fakes import answer, header_lines
 from tests.processes import free_port
-
-Script = Callable[[socket.socket, bytes], bool]  # answer one request; False closes the connection
-
-
-class RawServer:
-    """Accepts connections on 127.0.0.1 and answers each request with `script`; counts connections."""
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.connections = 0
-        self.requests: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept, daemon=True)
-        self._accepter.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
-        buffer = b""
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    chunk = conn.recv(65536)
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                buffer += chunk
-                head, sep, rest = buffer.partition(b"\r\n\r\n")
-                if not sep:
-                    continue
-                length = int(dict(_headers(head)).get("content-length", "0"))
-                if len(rest) < length:
-                    continue
-                request, buffer = head + sep + rest[:length], rest[length:]
-                self.requests.append(request)
-                if not self.script(conn, request):
-                    return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._accepter.join(2)
-        self._listener.close()
-        for thread in self._threads:
-            thread.join(2)
-
-
-def _headers(head: bytes) -> list[tuple[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")[1:]
-    return [(name.strip().lower(), value.strip()) for name, _, value in (line.partition(":") for line in lines)]
-
-
-def answer(status: int, body: bytes, extra: str = "") -> Script:
-    def script(conn: socket.socket, request: bytes) -> bool:
-        conn.sendall(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body)
-        return "Connection: close" not in extra
-
-    return script
-
-
-@pytest.fixture
-def raw_server() -> Iterator[Callable[[Script], RawServer]]:
-    servers: list[RawServer] = []
-
-    def start(script: Script) -> RawServer:
-        servers.append(RawServer(script))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 @pytest.fixture(autouse=True)
@@ -107,14 +23,14 @@ def fresh_connections() -> Iterator[None]:
     client._connections().clear()
 
 
-def test_a_json_answer_is_parsed_and_the_request_carries_json_and_the_headers(raw_server):
+def test_a_json_answer_is_parsed_and_the_request_carries_json_and_theheader_lines(raw_server):
     server = raw_server(answer(200, b'{"ok": true}'))
     result = client.post_json(server.url + "/reasoners/a", {"x": "é"}, {"X-Execution-ID": "exec_1"}, timeout=5)
     assert (result.status_code, result.body, result.ok, result.accepted) == (200, {"ok": True}, True, False)
     [request] = server.requests
     head, _, body = request.partition(b"\r\n\r\n")
     assert head.startswith(b"POST /reasoners/a HTTP/1.1")
-    headers = dict(_headers(head))
+    headers = dict(header_lines(head))
     assert headers["content-type"] == "application/json"
     assert headers["x-execution-id"] == "exec_1"
     assert body.decode() == '{"x":"é"}'
@@ -224,4 +140,4 @@ def test_the_connection_goes_to_the_checked_address_and_keeps_the_agents_host_na
     assert client.agent_address("localhost", port) in ("127.0.0.1", "::1")
     result = client.post_json(f"http://localhost:{port}/reasoners/r", {}, {}, timeout=5)
     assert result.status_code == 200
-    assert dict(_headers(server.requests[0].partition(b"\r\n\r\n")[0]))["host"] == f"localhost:{port}"
+    assert dict(header_lines(server.requests[0].partition(b"\r\n\r\n")[0]))["host"] == f"localhost:{port}"

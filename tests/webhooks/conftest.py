@@ -2,15 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.webhooks.receiver import Receiver
+from tests.http_fakes import Receiver
 
 
 @pytest.fixture
-def receiver():
-    """A live receiver on 127.0.0.1 (answers 200 unless scripted)."""
-    server = Receiver()
-    yield server
-    server.stop()
+def second_receiver():
+    """A receiver on 127.0.0.2: loopback, but outside the allowed 127.0.0.1/32."""
+    with Receiver(host="127.0.0.2") as server:
+        yield server
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from urllib3.util import connection as urllib3_connection
 
 from agentfield_project import netguard as guard
-from tests.webhooks.receiver import Receiver
+from tests.http_fakes import Receiver
 from webhooks import transport
 
 LOOPBACK = guard.parse_networks(["127.0.0.1/32"])
@@ -26,14 +26,6 @@ LOOPBACK = guard.parse_networks(["127.0.0.1/32"])
 def post(url: str, **options) -> transport.DeliveryResult:
     options = {"timeout": 5.0, "response_cap": 1024, "allowed": LOOPBACK, **options}
     return transport.post(url, b'{"event":"x"}', {"Content-Type": "application/json"}, **options)
-
-
-@pytest.fixture
-def second_receiver():
-    """A receiver on 127.0.0.2: loopback, but outside the allowed 127.0.0.1/32."""
-    server = Receiver(host="127.0.0.2")
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -146,8 +138,10 @@ def test_environment_proxies_are_ignored(receiver, second_receiver, monkeypatch)
 
 
 def test_response_is_capped_and_the_status_decides(raw_server):
-    url = raw_server(lambda conn: conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 100000\r\n\r\n" + b"y" * 100000))
-    result = post(url, response_cap=10)
+    server = raw_server(
+        lambda conn, request: conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 100000\r\n\r\n" + b"y" * 100000)
+    )
+    result = post(server.url + "/hook", response_cap=10)
     assert result.status_code == 500 and result.error_class == "http_status"
     assert result.response_body == "y" * 10 and "truncated" in result.error
 
@@ -155,27 +149,29 @@ def test_response_is_capped_and_the_status_decides(raw_server):
 def test_a_gzip_bomb_is_capped_in_decoded_bytes(raw_server):
     bomb = gzip.compress(b"\0" * 5_000_000)
     head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(bomb)}\r\n\r\n".encode()
-    result = post(raw_server(lambda conn: conn.sendall(head + bomb)), response_cap=100)
+    result = post(raw_server(lambda conn, request: conn.sendall(head + bomb)).url + "/hook", response_cap=100)
     assert result.ok
     assert len(result.response_body) == 100 and "\x00" not in result.response_body
 
 
 def test_an_oversized_response_head_is_too_large(raw_server):
     headers = "".join(f"X-H{i}: v\r\n" for i in range(200))
-    result = post(raw_server(lambda conn: conn.sendall(f"HTTP/1.1 200 OK\r\n{headers}\r\n".encode())))
+    result = post(
+        raw_server(lambda conn, request: conn.sendall(f"HTTP/1.1 200 OK\r\n{headers}\r\n".encode())).url + "/hook"
+    )
     assert result.error_class == "too_large" and result.status_code is None
 
 
 def test_a_response_head_dribbling_past_the_deadline_is_a_timeout(raw_server):
     stop = threading.Event()
 
-    def dribble(conn):
+    def dribble(conn, request):
         conn.sendall(b"HTTP/1.1 200 OK\r\n")
         while not stop.wait(0.2):
             conn.sendall(b"X-Slow: 1\r\n")
 
     try:
-        result = post(raw_server(dribble), timeout=1.0)
+        result = post(raw_server(dribble).url + "/hook", timeout=1.0)
     finally:
         stop.set()
     assert result.error_class == "timeout" and result.status_code is None
@@ -184,7 +180,7 @@ def test_a_response_head_dribbling_past_the_deadline_is_a_timeout(raw_server):
 def test_a_receiver_that_never_answers_is_a_timeout(raw_server):
     stop = threading.Event()
     try:
-        result = post(raw_server(lambda conn: stop.wait(30)), timeout=0.5)
+        result = post(raw_server(lambda conn, request: stop.wait(30)).url + "/hook", timeout=0.5)
     finally:
         stop.set()
     assert result.error_class == "timeout"
@@ -230,35 +226,6 @@ def make_resolver(answers: dict[str, list[list[str]]]) -> Callable[[str, int], l
 
     resolver.calls = []
     return resolver
-
-
-@pytest.fixture
-def raw_server():
-    """Start a one-shot TCP server on 127.0.0.1 whose connection handler is the test's function."""
-    sockets = []
-
-    def start(handler: Callable[[socket.socket], None]) -> str:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        sockets.append(listener)
-
-        def serve():
-            conn, _ = listener.accept()
-            with conn:
-                conn.settimeout(30)
-                try:
-                    conn.recv(65536)
-                    handler(conn)
-                except OSError:
-                    pass
-
-        threading.Thread(target=serve, daemon=True).start()
-        return f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-
-    yield start
-    for listener in sockets:
-        listener.close()
 
 
 class Certificates:

@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook as StandardWebhook
 
+from tests.http_fakes import Receiver
 from tests.processes import free_port, wait_until
 from tests.webhooks import factories
-from tests.webhooks.receiver import Receiver
 from webhooks import services
 from webhooks.models import Delivery
 from webhooks.worker import DeliveryWorker
@@ -163,22 +163,16 @@ def test_retry_after_is_honoured(receiver, clock, start):
     assert delivery.next_attempt_at == start + timedelta(seconds=30)
 
 
-@pytest.fixture
-def internal():
-    """A receiver on 127.0.0.2: loopback, but not in the allowed 127.0.0.1/32."""
-    server = Receiver(host="127.0.0.2")
-    yield server
-    server.stop()
-
-
-def test_refused_destinations_are_recorded_with_their_error_class_and_never_reached(receiver, internal, clock, start):
+def test_refused_destinations_are_recorded_with_their_error_class_and_never_reached(
+    receiver, second_receiver, clock, start
+):
     names = {"internal.example.com": ["127.0.0.2"], "metadata.example.com": ["169.254.169.254"]}
-    receiver.script("/redirect", (302, {"Location": internal.url("/admin")}))
+    receiver.script("/redirect", (302, {"Location": second_receiver.url("/admin")}))
     cases = {
-        internal.url("/hook"): "blocked_destination",
+        second_receiver.url("/hook"): "blocked_destination",
         "http://169.254.169.254/latest/meta-data/": "blocked_destination",
         "http://10.1.2.3/hook": "blocked_destination",
-        f"http://internal.example.com:{internal.port}/hook": "blocked_destination",
+        f"http://internal.example.com:{second_receiver.port}/hook": "blocked_destination",
         "http://metadata.example.com/": "blocked_destination",
         receiver.url("/redirect"): "http_status",
     }
@@ -191,7 +185,7 @@ def test_refused_destinations_are_recorded_with_their_error_class_and_never_reac
         assert not attempt.succeeded
     redirect = deliveries[receiver.url("/redirect")].attempts.get()
     assert redirect.status_code == 302
-    assert internal.connections == 0 and internal.received == []
+    assert second_receiver.connections == 0 and second_receiver.received == []
     assert [request.path for request in receiver.received] == ["/redirect"]
 
 
