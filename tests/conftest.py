@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from datetime import UTC, datetime
 
@@ -53,6 +54,26 @@ def now() -> datetime:
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def staff_client(client, db):
+    """A client logged in as `staff`: staff, not a superuser (the admin's pages need `admin_client`)."""
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_user("staff", is_staff=True))
+    return client
+
+
+@pytest.fixture
+def committed_node(transactional_db):
+    """The node `batch` (reasoner `work`), committed: requests served on other threads see it."""
+    from tests.factories import make_node
+
+    yield make_node("batch", reasoners=("work",))
+    # Those threads' connections (asgiref's executor threads) close only when their thread-local
+    # wrappers are collected; collect now so the test database can be flushed.
+    gc.collect()
 
 
 @pytest.fixture

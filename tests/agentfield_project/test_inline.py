@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from collections import Counter
 
@@ -16,7 +15,6 @@ from django.test import RequestFactory
 from agentfield_project.asgi import django_application
 from agentfield_project.inline import MessageMiddleware, SessionMiddleware
 from executions.models import Execution
-from tests.factories import make_node
 
 
 def asgi_request(method: str, path: str, body: bytes = b"", headers: tuple = ()) -> tuple[int, dict, bytes]:
@@ -68,13 +66,7 @@ def hand_offs(monkeypatch) -> Counter:
     return counts
 
 
-@pytest.fixture
-def node(transactional_db):
-    yield make_node("batch", reasoners=("work",))
-    gc.collect()  # close the request threads' connections so the test database can be flushed
-
-
-def test_an_async_execute_hands_off_to_the_request_thread_four_times(node, hand_offs):
+def test_an_async_execute_hands_off_to_the_request_thread_four_times(committed_node, hand_offs):
     body = json.dumps({"input": {"q": 1}}).encode()
     status, headers, content = asgi_request(
         "POST", "/api/v1/execute/async/batch.work", body, ((b"content-type", b"application/json"),)
@@ -89,7 +81,7 @@ def test_an_async_execute_hands_off_to_the_request_thread_four_times(node, hand_
     assert "content-security-policy" in headers
 
 
-def test_a_chunked_body_is_still_read_in_the_request_thread(node, hand_offs):
+def test_a_chunked_body_is_still_read_in_the_request_thread(committed_node, hand_offs):
     body = json.dumps({"input": {}}).encode()
     chunked = ((b"content-type", b"application/json"), (b"transfer-encoding", b"chunked"))
     status, _, content = asgi_request("POST", "/api/v1/execute/async/batch.work", body, chunked)

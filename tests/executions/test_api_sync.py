@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import threading
 
 import pytest
@@ -11,7 +10,6 @@ from django.utils import timezone
 
 from executions import callbacks
 from executions.models import Execution
-from tests.factories import make_node
 from tests.processes import wait_until
 
 
@@ -30,16 +28,12 @@ def finish_when_queued(body: dict) -> threading.Thread:
     return thread
 
 
-@pytest.fixture
-def node(transactional_db, settings):
+@pytest.fixture(autouse=True)
+def wait_long_enough(settings):
     settings.AGENTFIELD_SYNC_WAIT_SECONDS = 30
-    yield make_node("batch", reasoners=("work",))
-    # The view polls from asgiref's executor threads, whose connections close only when their
-    # thread-local wrappers are collected; collect now so the test database can be dropped.
-    gc.collect()
 
 
-def test_sync_execute_answers_200_with_the_result_once_succeeded(api, node):
+def test_sync_execute_answers_200_with_the_result_once_succeeded(api, committed_node):
     thread = finish_when_queued({"status": "succeeded", "result": {"answer": 42}, "duration_ms": 12})
     response = api.post("/api/v1/execute/batch.work", {"input": {"q": 1}}, format="json", headers={"X-Run-ID": "run_s"})
     thread.join(timeout=20)
@@ -54,7 +48,7 @@ def test_sync_execute_answers_200_with_the_result_once_succeeded(api, node):
     assert response["X-Run-ID"] == "run_s"
 
 
-def test_sync_execute_answers_200_with_the_error_when_the_agent_fails(api, node):
+def test_sync_execute_answers_200_with_the_error_when_the_agent_fails(api, committed_node):
     thread = finish_when_queued({"status": "failed", "error": "ValueError: boom"})
     response = api.post("/api/v1/execute/batch.work", {"input": {}}, format="json")
     thread.join(timeout=20)

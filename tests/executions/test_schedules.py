@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth import get_user_model
 from django.db import connection
 
 from executions.models import Execution, Schedule
@@ -112,25 +111,18 @@ def test_a_tick_fires_once_however_many_dispatchers_look_at_the_same_moment(now,
 # -- the admin ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def staff(client, db):
-    user = get_user_model().objects.create_superuser("root", "root@localhost", "pw-for-tests")
-    client.force_login(user)
-    return client
-
-
 def form(**fields) -> dict:
     values = {"name": "hourly", "target": "batch.echo", "input": '{"n": 1}', "priority": 0, "enabled": "on"}
     values.update({"cron": "0 * * * *", "timezone": "Europe/Paris", "misfire": "once", **fields})
     return values
 
 
-def test_a_schedule_made_in_the_admin_knows_its_next_tick(staff):
-    response = staff.post("/admin/executions/schedule/add/", form())
+def test_a_schedule_made_in_the_admin_knows_its_next_tick(admin_client):
+    response = admin_client.post("/admin/executions/schedule/add/", form())
     assert response.status_code == 302
     item = Schedule.objects.get()
     assert item.next_fire_at is not None and item.next_fire_at.minute == 0
-    listing = staff.get("/admin/executions/schedule/").content.decode()
+    listing = admin_client.get("/admin/executions/schedule/").content.decode()
     assert "hourly" in listing and "Europe/Paris" in listing
 
 
@@ -142,19 +134,19 @@ def test_a_schedule_made_in_the_admin_knows_its_next_tick(staff):
         ({"target": "no-dot"}, "exactly one dot"),
     ],
 )
-def test_the_admin_refuses_what_the_scheduler_could_not_use(staff, fields, message):
-    response = staff.post("/admin/executions/schedule/add/", form(**fields))
+def test_the_admin_refuses_what_the_scheduler_could_not_use(admin_client, fields, message):
+    response = admin_client.post("/admin/executions/schedule/add/", form(**fields))
     assert response.status_code == 200 and message in response.content.decode()
     assert not Schedule.objects.exists()
 
 
-def test_disabling_clears_the_next_tick_and_fire_now_is_logged(staff, now):
+def test_disabling_clears_the_next_tick_and_fire_now_is_logged(admin_client, now):
     make_node("batch", now=now)
     item = schedule(now)
-    staff.post("/admin/executions/schedule/", {"action": "disable", "_selected_action": [item.pk]})
+    admin_client.post("/admin/executions/schedule/", {"action": "disable", "_selected_action": [item.pk]})
     item.refresh_from_db()
     assert (item.enabled, item.next_fire_at) == (False, None)
-    staff.post("/admin/executions/schedule/", {"action": "fire_now", "_selected_action": [item.pk]})
+    admin_client.post("/admin/executions/schedule/", {"action": "fire_now", "_selected_action": [item.pk]})
     [execution] = Execution.objects.all()
     messages = list(LogEntry.objects.values_list("change_message", flat=True))
     assert f"Fired now as {execution.id}." in messages and "Disabled." in messages
