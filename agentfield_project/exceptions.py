@@ -12,11 +12,18 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from agentfield_project.postgres import availability
-from executions.exceptions import ExecutionError
-from nodes.exceptions import NodeError
-from webhooks.exceptions import WebhookError
 
-DOMAIN_ERRORS = (ExecutionError, NodeError, WebhookError)
+
+class DomainError(Exception):
+    """Request error."""
+
+    # Each app has one base of this (ExecutionError, NodeError, WebhookError) whose subclasses
+    # name their status and code; the docstring is the default message.
+    http_status = 400
+    code = "error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -43,7 +50,7 @@ def exception_handler(exc, context):
     """
     if availability.is_unavailable(exc):
         return availability.unavailable_response(exc)
-    if isinstance(exc, DOMAIN_ERRORS):
+    if isinstance(exc, DomainError):
         return Response({"error": str(exc), "code": exc.code}, status=exc.http_status)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
@@ -63,7 +70,7 @@ def error_response(exc: Exception) -> JsonResponse:
     """The same JSON error for views outside DRF (async views); re-raises anything unexpected."""
     if availability.is_unavailable(exc):
         return availability.unavailable_response(exc)
-    if isinstance(exc, DOMAIN_ERRORS):
+    if isinstance(exc, DomainError):
         return JsonResponse({"error": str(exc), "code": exc.code}, status=exc.http_status)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()

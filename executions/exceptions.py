@@ -1,14 +1,12 @@
 """Errors of executions and memory; each docstring is the default message."""
 
+from agentfield_project.exceptions import DomainError
 
-class ExecutionError(Exception):
+
+class ExecutionError(DomainError):
     """Execution error."""
 
-    http_status = 400
     code = "execution_error"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.__doc__)
 
 
 class ExecutionNotFound(ExecutionError):

@@ -1,14 +1,12 @@
 """Errors of the node registry; each docstring is the default message."""
 
+from agentfield_project.exceptions import DomainError
 
-class NodeError(Exception):
+
+class NodeError(DomainError):
     """Node registry error."""
 
-    http_status = 400
     code = "node_error"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.__doc__)
 
 
 class NodeNotFound(NodeError):

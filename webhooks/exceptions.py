@@ -1,14 +1,12 @@
 """Errors of webhook delivery; each docstring is the default message."""
 
+from agentfield_project.exceptions import DomainError
 
-class WebhookError(Exception):
+
+class WebhookError(DomainError):
     """Webhook error."""
 
-    http_status = 400
     code = "webhook_error"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.__doc__)
 
 
 class InvalidWebhook(WebhookError):
