@@ -1,7 +1,7 @@
 """Django's SECRET_KEY when DJANGO_SECRET_KEY is not set: random, made once, kept in var/secret_key.
 
 The key signs sessions and, unless AGENTFIELD_SECRET_KEYS is set, encrypts stored webhook secrets
-(agentfield_project/crypto.py), so it must never be a constant that ships with the code. A new
+(webhooks/crypto.py), so it must never be a constant that ships with the code. A new
 checkout gets its own key on first run, beside the embedded database, readable by its owner only.
 A generated key is for one machine: `serve` refuses a public address with it and `manage.py check
 --deploy` fails on it (nodes/checks.py), because several servers need one shared key.

@@ -163,7 +163,7 @@ STATICFILES_DIRS = [BASE_DIR / "agentfield_project" / "static"]
 STATIC_ROOT = BASE_DIR / "var" / "static"
 LOGIN_URL = "/admin/login/"
 
-# Encryption at rest of stored secrets (agentfield_project/crypto.py): the first key encrypts,
+# Encryption at rest of stored secrets (webhooks/crypto.py): the first key encrypts,
 # all decrypt. Empty: derived from SECRET_KEY (development only).
 AGENTFIELD_SECRET_KEYS = env.list("AGENTFIELD_SECRET_KEYS", default=[])
 
@@ -206,7 +206,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "agentfield_project.openapi.exclusive_fields",
+        "executions.api.openapi.exclusive_fields",
     ],
 }
 

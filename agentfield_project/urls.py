@@ -4,7 +4,6 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from agentfield_project import openapi  # noqa: F401 - registers the execution routes' OpenAPI descriptions
 from executions.metrics import metrics_view
 
 # The admin is also the operators' console: its lists need the screen's width more than a second

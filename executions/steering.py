@@ -14,7 +14,6 @@ from typing import Any
 
 from django.db import connection, transaction
 
-from agentfield_project import crypto
 from executions import access, notices, services
 from executions.exceptions import ExecutionError, ExecutionNotFound, InvalidTransition
 from executions.models import ACTIVE, Execution, Status
@@ -22,6 +21,7 @@ from nodes import policy
 from nodes.exceptions import NotPermitted
 from nodes.models import ApiKey
 from nodes.policy import Principal
+from webhooks import crypto
 from webhooks.models import Webhook
 
 MAX_DEPTH = 100  # a tree of app.calls deeper than this is a loop, not a workflow

@@ -11,8 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from agentfield_project import crypto
-from webhooks import queue
+from webhooks import crypto, queue
 from webhooks.exceptions import DeliveryInFlight
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models, transaction
 from django.db.models import Q
 
-from agentfield_project import crypto
+from webhooks import crypto
 from webhooks.exceptions import DeliveryInFlight, StaleLease
 
 if TYPE_CHECKING:

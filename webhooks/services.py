@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
-from agentfield_project import crypto
-from webhooks import queue
+from webhooks import crypto, queue
 from webhooks.exceptions import DeliveryInFlight, DeliveryNotReady, InvalidWebhook, WebhookNotFound
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
 

@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from agentfield_project import crypto, metrics
+from agentfield_project import metrics
 from agentfield_project import netguard as guard
-from webhooks import queue, retry, signing, transport
+from webhooks import crypto, queue, retry, signing, transport
 from webhooks.exceptions import StaleLease
 from webhooks.models import Delivery
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from executions.api import pacing, sync, views
+from executions.api import openapi, pacing, sync, views  # noqa: F401 - openapi describes these routes
 
 urlpatterns = [
     path("api/v1/execute/async/<str:target>", views.ExecuteAsyncView.as_view()),

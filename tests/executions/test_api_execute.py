@@ -11,11 +11,11 @@ import psycopg
 import pytest
 from django.utils import timezone
 
-from agentfield_project import crypto
 from executions import queue, services
 from executions.models import Execution, ExecutionEvent
 from tests.factories import make_node
 from tests.processes import wait_until
+from webhooks import crypto
 from webhooks.models import Webhook
 
 pytestmark = pytest.mark.django_db

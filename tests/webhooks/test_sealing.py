@@ -12,9 +12,9 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 
-from agentfield_project import crypto
 from agentfield_project.secret_key import LEGACY_DEFAULT
 from tests.webhooks import factories
+from webhooks import crypto
 from webhooks.models import Webhook
 
 NOW = datetime(2026, 12, 2, tzinfo=UTC)

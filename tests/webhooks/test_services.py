@@ -151,7 +151,7 @@ def test_system_check_names_a_bad_allowed_network(settings):
 
 @pytest.mark.django_db
 def test_register_stores_the_secret_encrypted_at_rest(now):
-    from agentfield_project import crypto
+    from webhooks import crypto
     from webhooks.models import Webhook
 
     spec = services.parse_spec({"url": URL, "secret": "whsec_stored-encrypted-1234"})

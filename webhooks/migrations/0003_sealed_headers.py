@@ -3,14 +3,14 @@
 Until this migration the headers (often `Authorization: Bearer ...` for the receiver) were stored
 as plain JSON, and SECRET_KEY defaulted to a constant in the code, from which the key that
 encrypts secrets was derived: anyone with a dump and the code could read them. Both are now sealed
-with the current key (agentfield_project/crypto.py).
+with the current key (webhooks/crypto.py).
 """
 
 import json
 
 from django.db import migrations, models
 
-from agentfield_project import crypto
+from webhooks import crypto
 
 
 def seal(apps, schema_editor):

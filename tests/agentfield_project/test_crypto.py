@@ -3,8 +3,8 @@
 import pytest
 from django.test import override_settings
 
-from agentfield_project import crypto
 from agentfield_project.secret_key import LEGACY_DEFAULT
+from webhooks import crypto
 
 
 def test_encrypt_round_trips_and_hides_the_secret():
