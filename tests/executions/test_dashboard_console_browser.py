@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from executions import events
 from executions.models import Execution
+from tests.chromium import log_in
 from tests.processes import ARTIFACTS, http
-from tests.test_dashboard_browser import browser, log_in, users  # noqa: F401 - fixtures and the login step
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -53,7 +53,7 @@ def orm(read: Callable[[], Any]) -> Any:
         return pool.submit(run).result()
 
 
-def open_console(browser, url: str):  # noqa: F811 - `browser` is the imported fixture's value
+def open_console(browser, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     log_in(page, url, "staff")
     page.wait_for_url(f"{url}/dashboard/")
@@ -66,7 +66,7 @@ def listed(page) -> list[str]:
     )
 
 
-def test_the_status_filter_submits_itself_under_the_csp(launch, executions, browser):  # noqa: F811
+def test_the_status_filter_submits_itself_under_the_csp(launch, executions, browser):
     url = launch.server()
     page = open_console(browser, url)
     page.select_option("select[name=status]", "running")  # no button pressed: the static script submits
@@ -79,7 +79,7 @@ def test_the_status_filter_submits_itself_under_the_csp(launch, executions, brow
     page.screenshot(path=str(ARTIFACTS / "console-filtered.png"), full_page=True)
 
 
-def test_search_and_paging(launch, executions, browser):  # noqa: F811
+def test_search_and_paging(launch, executions, browser):
     url = launch.server()
     page = open_console(browser, url)
     first = listed(page)
@@ -97,7 +97,7 @@ def test_search_and_paging(launch, executions, browser):  # noqa: F811
     assert listed(page) == ["exec_0012_console"]
 
 
-def test_the_cancel_button_asks_first_then_cancels_and_the_row_says_so(launch, executions, browser):  # noqa: F811
+def test_the_cancel_button_asks_first_then_cancels_and_the_row_says_so(launch, executions, browser):
     url = launch.server()
     page = open_console(browser, url)
     target = executions[-1]  # running (index 69 is a multiple of 3)
@@ -114,7 +114,7 @@ def test_the_cancel_button_asks_first_then_cancels_and_the_row_says_so(launch, e
     page.screenshot(path=str(ARTIFACTS / "console-cancelled.png"), full_page=True)
 
 
-def test_a_new_execution_appears_live_only_where_the_filters_list_it(launch, db_url, browser):  # noqa: F811
+def test_a_new_execution_appears_live_only_where_the_filters_list_it(launch, db_url, browser):
     url = launch.server()
     for node_id in ("echo", "elsewhere"):
         node = {"id": node_id, "base_url": "http://127.0.0.1:9", "reasoners": [{"id": "echo"}], "skills": []}

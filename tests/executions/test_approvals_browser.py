@@ -5,28 +5,22 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import Permission, User
 
+from tests.chromium import headless, log_in
 from tests.processes import ARTIFACTS, http, wait_until
-from tests.test_dashboard_browser import ARGS, CHROMIUM
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 
 @pytest.fixture
-def browser(db_url):
+def approver_browser(db_url):
     """An approver (staff, allowed to view and decide approvals only), then Chromium."""
-    # Made before the browser starts: Playwright's sync API runs an event loop in this thread,
-    # and Django refuses ORM calls while one is running.
     approver = User.objects.create_user("staff", password="browser-password", is_staff=True)
     approver.user_permissions.add(*Permission.objects.filter(codename__in=["view_approval", "change_approval"]))
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with headless() as chromium:
         yield chromium
-        chromium.close()
 
 
-def test_staff_approve_a_paused_reasoner_in_the_admin_and_it_goes_on(launch, browser):
+def test_staff_approve_a_paused_reasoner_in_the_admin_and_it_goes_on(launch, approver_browser):
     url = launch.server()
     launch.dispatcher()
     launch.agent("echo_agent.py", url, NODE_ID="echo")
@@ -41,11 +35,8 @@ def test_staff_approve_a_paused_reasoner_in_the_admin_and_it_goes_on(launch, bro
     status = lambda: http("GET", f"{url}/api/v1/executions/{execution_id}")[1]  # noqa: E731
     wait_until(lambda: status()["status"] == "waiting", timeout=60, message="the pause")
 
-    page = browser.new_page()
-    page.goto(f"{url}/admin/login/?next=/admin/executions/approval/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "browser-password")
-    page.click("input[type=submit]")
+    page = approver_browser.new_page()
+    log_in(page, url, "staff", next_path="/admin/executions/approval/")
     page.wait_for_url(f"{url}/admin/executions/approval/")
     row = page.locator("#result_list tbody tr").first
     assert "req-ui" in row.text_content() and "Pending" in row.text_content()

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from executions.models import Approval, Execution, TraceEntry
 from nodes.models import Node
+from tests.executions.test_dashboard import execution
 from tests.factories import make_node
-from tests.test_dashboard import execution
 from tests.webhooks.factories import delivery
 
 pytestmark = pytest.mark.django_db

@@ -2,42 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
 
 from nodes import policy
 from nodes.auth import issue_key
+from tests.chromium import log_in
 from tests.processes import ARTIFACTS, http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-
-@pytest.fixture
-def users(db_url) -> dict[str, str]:
-    """A staff login, and the session cookie of a logged-in non-staff user."""
-    # Made before the browser starts: Playwright's sync API runs an event loop in this thread,
-    # and Django refuses ORM calls while one is running (the writer process does the rest).
-    User.objects.create_user("staff", password="browser-password", is_staff=True)
-    client = Client()
-    client.force_login(User.objects.create_user("visitor"))
-    return {"visitor": client.cookies["sessionid"].value}
-
-
-@pytest.fixture
-def browser(users):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 def fire(url: str) -> str:
@@ -47,13 +19,6 @@ def fire(url: str) -> str:
     status, body, _ = http("POST", f"{url}/api/v1/execute/async/echo.echo", {"input": {"note": "<b>not bold</b>"}})
     assert status == 202, body
     return body["execution_id"]
-
-
-def log_in(page, url: str, username: str) -> None:
-    page.goto(f"{url}/admin/login/?next=/dashboard/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "browser-password")
-    page.click("input[type=submit]")
 
 
 def test_a_row_changes_from_queued_to_succeeded_live(launch, db_url, browser):
