@@ -24,6 +24,7 @@ from django.urls import path, re_path  # noqa: E402
 from agentfield_project.flow import FlowControl  # noqa: E402
 from agentfield_project.postgres import availability  # noqa: E402
 from agentfield_project.sync_path import SyncPath  # noqa: E402
+from executions.api import pacing  # noqa: E402
 from executions.memory_events import MemoryEventsConsumer  # noqa: E402
 
 
@@ -38,7 +39,8 @@ async def refuse_websocket(scope, receive, send):
 router = ProtocolTypeRouter(
     {
         "http": SyncPath(
-            FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",))
+            FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",)),
+            before=pacing.hold,
         ),
         "websocket": URLRouter(
             [

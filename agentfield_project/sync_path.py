@@ -10,9 +10,10 @@ through Django's public WSGIHandler with the sync middleware chain, and hands ba
 response, which the loop sends.
 
 Only requests whose view is a coroutine function stay on the ASGI path: the synchronous execute,
-which waits for the callback; the SDK's status polls, which are held on the event hub; and the
-event stream (executions/api/sync.py, executions/api/pacing.py, executions/sse.py). They hold no
-thread while they wait. Everything else, including the admin and the dashboard, takes this path.
+which waits for the callback, and the event stream (executions/api/sync.py, executions/sse.py).
+They hold no thread while they wait. Everything else, including the admin and the dashboard,
+takes this path; a request may first be held on the event loop by `before` (the SDK's status
+polls, executions/api/pacing.py), which keeps no thread either.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import functools
 import io
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,8 +37,11 @@ Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 class SyncPath:
     """ASGI app: synchronous views in one pooled thread each; async views go to `asgi_app`."""
 
-    def __init__(self, asgi_app: Callable, threads: int | None = None) -> None:
+    def __init__(
+        self, asgi_app: Callable, threads: int | None = None, before: Callable[[dict], Awaitable[None]] | None = None
+    ) -> None:
         self.asgi_app = asgi_app
+        self.before = before  # awaited on the event loop first: it may hold the request (a paced poll)
         self.wsgi = WSGIHandler()
         size = threads or settings.AGENTFIELD_REQUEST_THREADS
         self.pool = ThreadPoolExecutor(size, thread_name_prefix="request")
@@ -49,6 +53,8 @@ class SyncPath:
         body = await _read_body(receive)
         if body is None:
             return  # the client went away before sending its body
+        if self.before is not None:
+            await self.before(scope)
         loop = asyncio.get_running_loop()
         status, headers, content = await loop.run_in_executor(self.pool, self._respond, environ(scope, body))
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -6,48 +6,47 @@ heartbeats. Holding such a poll on this process's event hub (no database work wh
 until the execution has a new event, or for at most AGENTFIELD_SDK_POLL_HOLD_SECONDS, answers
 each poll as soon as there is news and cuts the poll traffic about tenfold, with no SDK change.
 Other clients are never held.
+
+The hold runs before the request reaches Django: agentfield_project/sync_path.py awaits `hold`
+for each synchronous request, on the event loop, so a held poll keeps no thread; the poll itself
+is then answered by the ordinary (synchronous) status view, in one thread hop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 
-from agentfield_project.handler import release_request_thread
+from agentfield_project import intake
+from agentfield_project.handler import read_while_waiting
 from executions import listener, waiting
 from executions.models import ACTIVE, Execution
-from nodes.auth import aauthenticate_request
+from nodes import auth
 
-SDK_POLLER = "AgentField-SDK"
-
-
-def paced(view: Callable) -> Callable:
-    """Wrap the (sync, DRF) status view so the SDK's polls of unfinished work are held first."""
-
-    async def wrapper(request: HttpRequest, execution_id: str) -> HttpResponse:
-        hold = settings.AGENTFIELD_SDK_POLL_HOLD_SECONDS
-        sdk_poll = request.method == "GET" and request.headers.get("User-Agent", "").startswith(SDK_POLLER)
-        # Only a caller the API would serve may be held; the others get their 401 at once.
-        if hold > 0 and sdk_poll and await aauthenticate_request(request):
-            await _hold(execution_id, hold)
-        return await sync_to_async(view)(request, execution_id=execution_id)
-
-    # drf-spectacular documents the wrapped APIView.
-    wrapper.cls = view.cls  # type: ignore[attr-defined]
-    wrapper.initkwargs = view.initkwargs  # type: ignore[attr-defined]
-    return csrf_exempt(wrapper)
+SDK_POLLER = b"agentfield-sdk"
+_POLL = re.compile(r"/api/v1/executions/(?P<id>[^/]+)")
+_OTHER_ROUTES = frozenset({"batch-status", "note"})  # /api/v1/executions/<these> are not status polls
 
 
-async def _hold(execution_id: str, seconds: float) -> None:
-    hub = listener.running_hub()
-    if not hub.ready.is_set():
+async def hold(scope: dict) -> None:
+    """Return once an SDK's poll of an unfinished execution has news (or the hold is over); at once for others."""
+    seconds = settings.AGENTFIELD_SDK_POLL_HOLD_SECONDS
+    match = _POLL.fullmatch(scope["path"]) if scope["method"] == "GET" and seconds > 0 else None
+    if match is None or match["id"] in _OTHER_ROUTES:
+        return
+    headers = dict(scope["headers"])
+    if not headers.get(b"user-agent", b"").lower().startswith(SDK_POLLER):
+        return
+    if not listener.running_hub().ready.is_set():
         return  # the listener is still connecting: answer now rather than risk missing news
-    await release_request_thread()
-    await waiting.wait_for_news(execution_id, seconds, _unfinished)
+    # Only a caller the API would serve may be held; the others get their 401 at once.
+    if await read_while_waiting(_may_poll, intake.presented_key(headers)):
+        await waiting.wait_for_news(match["id"], seconds, _unfinished)
+
+
+def _may_poll(key: str | None) -> bool:
+    return not auth.keys_required() or auth.match_key(key) is not None
 
 
 def _unfinished(execution_id: str) -> bool:

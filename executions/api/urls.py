@@ -1,6 +1,6 @@
 from django.urls import path
 
-from executions.api import openapi, pacing, sync, views  # noqa: F401 - openapi describes these routes
+from executions.api import openapi, sync, views  # noqa: F401 - openapi describes these routes
 
 urlpatterns = [
     path("api/v1/execute/async/<str:target>", views.ExecuteAsyncView.as_view()),
@@ -10,7 +10,7 @@ urlpatterns = [
     path("api/v1/executions/note", views.NoteView.as_view()),
     path("api/ui/v1/executions/note", views.NoteView.as_view()),
     path("api/v1/workflow/executions/events", views.StepEventView.as_view()),
-    path("api/v1/executions/<str:execution_id>", pacing.paced(views.ExecutionDetailView.as_view())),
+    path("api/v1/executions/<str:execution_id>", views.ExecutionDetailView.as_view()),  # SDK polls: pacing.py
     path("api/v1/executions/<str:execution_id>/status", views.CallbackView.as_view()),
     path("api/v1/executions/<str:execution_id>/cancel", views.CancelView.as_view()),
     path("api/v1/executions/<str:execution_id>/restart", views.RestartView.as_view()),

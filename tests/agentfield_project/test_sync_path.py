@@ -79,7 +79,6 @@ def test_a_synchronous_view_runs_in_a_request_thread_and_its_answer_comes_back_w
     [
         "/api/ui/v1/executions/events",  # the event stream
         "/api/v1/execute/echo.work",  # the synchronous execute waits for the callback
-        "/api/v1/executions/exec_1",  # status polls may be held on the event hub
         "/static/dashboard/dashboard.js",
     ],
 )
@@ -94,3 +93,14 @@ def test_an_unknown_path_is_djangos_json_404_on_the_sync_path():
     behind = Recorder()
     status, _, content = run(SyncPath(behind, threads=1), scope("GET", "/no/such/route"))
     assert status == 404 and behind.paths == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_synchronous_request_is_first_handed_to_the_hold_hook_on_the_event_loop():
+    held = []
+
+    async def before(request_scope: dict) -> None:
+        held.append(request_scope["path"])
+
+    assert run(SyncPath(Recorder(), threads=1, before=before), scope("GET", "/api/v1/health"))[0] == 200
+    assert held == ["/api/v1/health"]
