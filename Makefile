@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint fmt check install install-dev agent-deps bench stop-db
+.PHONY: run test test-fast lint fmt check install install-dev agent-deps bench stop-db
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -53,6 +53,10 @@ run: install
 
 test: install-dev lint check
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The unit layer only: every test not marked e2e, so no subprocess, daphne, SDK agent or browser.
+test-fast: install-dev
+	$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -163,6 +163,20 @@ def launch_on_faulty_db(faulty_db, log_dir, request):
     launcher.stop_all(show_logs=_failed(request))
 
 
+PROCESS_FIXTURES = {"launch", "launch_on_faulty_db", "faulty_db", "throwaway_pg"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """`make test-fast` leaves out the tests marked e2e: one that starts processes must say so."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("e2e")
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests that start processes need @pytest.mark.e2e: " + ", ".join(unmarked))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield

@@ -27,6 +27,7 @@ def test_a_key_is_generated_once_readable_by_its_owner_only(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["secret_key"]  # no draft left behind
 
 
+@pytest.mark.e2e
 def test_processes_starting_together_agree_on_one_key(tmp_path):
     path = tmp_path / "secret_key"
     code = f"from pathlib import Path; from agentfield_project import secret_key; print(secret_key.load_or_create(Path({str(path)!r})))"

@@ -49,6 +49,7 @@ def _settings_under(env: dict[str, str]) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.e2e
 def test_cookies_are_secure_only_when_served_over_https(db_url):
     assert _settings_under(base_env(db_url)) == "False False 0"
     https = base_env(db_url, AGENTFIELD_HTTPS="true", AGENTFIELD_HSTS_SECONDS="3600")
