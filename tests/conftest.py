@@ -1,4 +1,5 @@
-"""Shared fixtures: time as a parameter, an API client, and live processes for end-to-end tests."""
+"""Shared fixtures: time as a parameter, API and staff clients, a committed node, the HTTP fakes of
+tests/http_fakes.py, and live processes for end-to-end tests (which must be marked e2e)."""
 
 from __future__ import annotations
 
