@@ -1,19 +1,14 @@
-"""Request guards and response headers that apply to every route: NUL in URLs, chunked bodies, CSP.
-
-They run on the event loop under ASGI (see agentfield_project/inline.py); only reading a chunked
-body hands off to the request's thread.
-"""
+"""Request guards and response headers that apply to every route: NUL in URLs, chunked bodies, CSP."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 
-from agentfield_project.inline import InlineHooks
 
-
-class RejectNulCharactersMiddleware(InlineHooks):
+class RejectNulCharactersMiddleware(MiddlewareMixin):
     """Answer 400 to a URL whose path or query holds a NUL character."""
 
     def process_request(self, request: HttpRequest) -> JsonResponse | None:
@@ -27,7 +22,7 @@ class RejectNulCharactersMiddleware(InlineHooks):
         return None
 
 
-class ContentSecurityPolicyMiddleware(InlineHooks):
+class ContentSecurityPolicyMiddleware(MiddlewareMixin):
     """Adds AGENTFIELD_CONTENT_SECURITY_POLICY unless the view set its own policy."""
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
@@ -37,16 +32,12 @@ class ContentSecurityPolicyMiddleware(InlineHooks):
         return response
 
 
-class ChunkedBodyMiddleware(InlineHooks):
+class ChunkedBodyMiddleware(MiddlewareMixin):
     """Gives a chunked request body its Content-Length, so DRF parses it instead of seeing `{}`.
 
     The server has already buffered the body; reading it applies DATA_UPLOAD_MAX_MEMORY_SIZE,
     and an oversized chunked body gets the same JSON 413 as an oversized declared one.
     """
-
-    def request_needs_thread(self, request: HttpRequest) -> bool:
-        # A large body is spooled to a temporary file: reading it is disk I/O.
-        return self._length_unknown(request)
 
     def process_request(self, request: HttpRequest) -> HttpResponseBase | None:
         if not self._length_unknown(request):

@@ -39,20 +39,20 @@ INSTALLED_APPS = [
     "executions",
 ]
 
-# Django's own middleware as subclasses whose hooks run on the event loop under ASGI when they
-# cannot block (agentfield_project/inline.py): a thread hand-off per hook costs more than the view.
+# Django's own middleware plus ours. Synchronous views (all but the event stream and the
+# synchronous execute) run the chain in one thread (agentfield_project/sync_path.py).
 MIDDLEWARE = [
     "agentfield_project.middleware.RejectNulCharactersMiddleware",
-    "agentfield_project.inline.SecurityMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "agentfield_project.middleware.ContentSecurityPolicyMiddleware",
     "agentfield_project.middleware.ChunkedBodyMiddleware",
-    "agentfield_project.inline.SessionMiddleware",
-    "agentfield_project.inline.CommonMiddleware",
-    "agentfield_project.inline.CsrfViewMiddleware",
-    "agentfield_project.inline.AuthenticationMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "nodes.middleware.ApiKeyMiddleware",
-    "agentfield_project.inline.MessageMiddleware",
-    "agentfield_project.inline.XFrameOptionsMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "agentfield_project.urls"

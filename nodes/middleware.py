@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
+from django.utils.deprecation import MiddlewareMixin
 from rest_framework.views import APIView
 
-from agentfield_project.inline import InlineHooks
 from nodes.auth import authenticate_request, unauthorized_response
 
 GUARDED_PATHS = ("/api/v1/", "/api/ui/v1/")
@@ -22,11 +22,8 @@ def guards(request: HttpRequest, view_func: Callable) -> bool:
     return not (isinstance(view_class, type) and issubclass(view_class, APIView))
 
 
-class ApiKeyMiddleware(InlineHooks):
+class ApiKeyMiddleware(MiddlewareMixin):
     """Applies `authenticate_request` to plain (non-DRF) views under /api/v1 and /api/ui/v1."""
-
-    def view_needs_thread(self, request: HttpRequest, view: Callable) -> bool:
-        return guards(request, view)  # the key check may read the database
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
         if not guards(request, view_func):

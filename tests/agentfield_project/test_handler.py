@@ -17,7 +17,41 @@ from agentfield_project.handler import (
     _current,
     release_request_thread,
 )
-from tests.agentfield_project.test_inline import asgi_request
+
+
+def asgi_request(method: str, path: str, body: bytes = b"", headers: tuple = ()) -> tuple[int, dict, bytes]:
+    """One request through the project's Django ASGI handler (its middleware and threads)."""
+    if not any(name == b"transfer-encoding" for name, _ in headers):
+        headers = ((b"content-length", str(len(body)).encode()), *headers)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *headers],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+    }
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        await asyncio.sleep(3600)  # the client never disconnects
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(django_application(scope, receive, send))
+    headers_sent = {key.decode().lower(): value.decode() for key, value in sent[0]["headers"]}
+    return sent[0]["status"], headers_sent, b"".join(message.get("body", b"") for message in sent[1:])
 
 
 def test_a_released_executor_is_lent_again():
