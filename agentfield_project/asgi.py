@@ -41,6 +41,7 @@ router = ProtocolTypeRouter(
         "http": SyncPath(
             FlowControl(ASGIStaticFilesHandler(django_application), prefixes=("/api/ui/v1/executions/events",)),
             before=pacing.hold,
+            express=lambda path: path.startswith("/api/v1/nodes/") and path.endswith("/heartbeat"),
         ),
         "websocket": URLRouter(
             [

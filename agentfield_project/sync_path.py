@@ -32,19 +32,29 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.urls import Resolver404, resolve
 
 Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+EXPRESS_THREADS = 2
 
 
 class SyncPath:
     """ASGI app: synchronous views in one pooled thread each; async views go to `asgi_app`."""
 
     def __init__(
-        self, asgi_app: Callable, threads: int | None = None, before: Callable[[dict], Awaitable[None]] | None = None
+        self,
+        asgi_app: Callable,
+        threads: int | None = None,
+        before: Callable[[dict], Awaitable[None]] | None = None,
+        express: Callable[[str], bool] = lambda path: False,
     ) -> None:
         self.asgi_app = asgi_app
         self.before = before  # awaited on the event loop first: it may hold the request (a paced poll)
         self.wsgi = WSGIHandler()
         size = threads or settings.AGENTFIELD_REQUEST_THREADS
         self.pool = ThreadPoolExecutor(size, thread_name_prefix="request")
+        # Requests for which `express(path)` is true (the agents' heartbeats) have threads of their
+        # own: behind a burst of a thousand app.calls they would wait their turn for seconds, and
+        # the SDK gives a heartbeat 5 s before it declares the server lost and stops its calls.
+        self.express = express
+        self.express_pool = ThreadPoolExecutor(EXPRESS_THREADS, thread_name_prefix="request-express")
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or _needs_event_loop(scope["path"]):
@@ -55,8 +65,10 @@ class SyncPath:
             return  # the client went away before sending its body
         if self.before is not None:
             await self.before(scope)
-        loop = asyncio.get_running_loop()
-        status, headers, content = await loop.run_in_executor(self.pool, self._respond, environ(scope, body))
+        pool = self.express_pool if self.express(scope["path"]) else self.pool
+        status, headers, content = await asyncio.get_running_loop().run_in_executor(
+            pool, self._respond, environ(scope, body)
+        )
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 

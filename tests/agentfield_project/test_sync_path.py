@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 
@@ -104,3 +105,15 @@ def test_a_synchronous_request_is_first_handed_to_the_hold_hook_on_the_event_loo
 
     assert run(SyncPath(Recorder(), threads=1, before=before), scope("GET", "/api/v1/health"))[0] == 200
     assert held == ["/api/v1/health"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_express_requests_are_served_while_every_request_thread_is_busy():
+    app = SyncPath(Recorder(), threads=1, express=lambda path: path == "/api/v1/health")
+    release = threading.Event()
+    busy = app.pool.submit(release.wait, 60)  # a slow request holds the only request thread
+    try:
+        assert run(app, scope("GET", "/api/v1/health"))[0] == 200
+        assert not busy.done()
+    finally:
+        release.set()
