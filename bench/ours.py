@@ -6,6 +6,7 @@ can enqueue with the ORM and call `executions.queue.claim` directly.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -97,32 +98,41 @@ class Bench:
             conn.execute("VACUUM ANALYZE")
         self.stub.reset()
 
-    def enqueue(self, count: int, node_id: str = NODE_ID, name: str = REASONER, batch: int = 5000) -> None:
-        """Bulk-insert `count` queued executions (the row the API writes, without its 'queued' event)."""
-        from django.db import connection
+    def enqueue(
+        self, count: int, node_id: str = NODE_ID, name: str = REASONER, batch: int = 5000, analyze: bool = False
+    ) -> None:
+        """Bulk-insert `count` queued executions (the row the API writes, without its 'queued' event).
+
+        With `analyze`, one transaction that also ANALYZEs the tables (see `pg.analyze`): the
+        backlog, its statistics and the NOTIFY reach running dispatchers together.
+        """
+        from django.db import connection, transaction
 
         from executions.dispatcher import ExecutionDispatcher
         from executions.models import Execution
         from executions.services import new_id
 
         now = datetime.now(UTC)
-        for start in range(0, count, batch):
-            rows = [
-                Execution(
-                    id=f"{new_id('exec')}_{start + i}",
-                    run_id=new_id("run"),
-                    node_id=node_id,
-                    target_name=name,
-                    input={},
-                    run_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-                for i in range(min(batch, count - start))
-            ]
-            Execution.objects.bulk_create(rows)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [ExecutionDispatcher.channel])
+        with transaction.atomic() if analyze else contextlib.nullcontext():
+            for start in range(0, count, batch):
+                rows = [
+                    Execution(
+                        id=f"{new_id('exec')}_{start + i}",
+                        run_id=new_id("run"),
+                        node_id=node_id,
+                        target_name=name,
+                        input={},
+                        run_at=now,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    for i in range(min(batch, count - start))
+                ]
+                Execution.objects.bulk_create(rows)
+            with connection.cursor() as cursor:
+                if analyze:
+                    cursor.execute("ANALYZE")
+                cursor.execute("SELECT pg_notify(%s, '')", [ExecutionDispatcher.channel])
 
     def count(self, status: str = "succeeded") -> int:
         from executions.models import Execution
@@ -135,32 +145,46 @@ class Bench:
         self.dispatchers.append(process)
         return process
 
-    def drain(self, jobs: int, concurrency: int) -> Drain:
-        """Drain `jobs` pre-enqueued executions with one dispatcher; rate from the stub's first request."""
+    def drain(self, jobs: int, concurrency: int, processes: int = 1) -> Drain:
+        """Drain `jobs` executions with `processes` dispatchers; rate from the stub's first request."""
         self.reset()
-        self.enqueue(jobs)
+        launched = time.perf_counter()
+        dispatchers = [self.start_dispatcher("--concurrency", str(concurrency)) for _ in range(processes)]
+        # The backlog arrives once every dispatcher LISTENs, so CPU per job leaves out every
+        # dispatcher's start-up (with two, the second could still be importing Django after the
+        # first dispatch); the wall rate adds the start-up back, as the peers' wall rates include it.
+        procs.wait_until(lambda: self._listening(dispatchers) >= processes, 60, 0.05, "dispatchers listening")
+        started_up = time.perf_counter() - launched
+        self.enqueue(jobs, analyze=True)
         commits_before = pg.commits(self.server, self.dbname)
-        dispatcher = self.start_dispatcher("--concurrency", str(concurrency))
-        # CPU per job is counted from the first agent call, so the dispatcher's start-up is left out.
-        procs.wait_until(lambda: self.stub.stats()["count"] > 0, 60, 0.01, "the first dispatch")
-        cpu_before = self._cpu(dispatcher)
+        cpu_before = self._cpu(dispatchers)
         done_before = self.count()
-        watched = procs.watch([dispatcher], self.count, jobs, "ours")
-        cpu = {name: seconds - cpu_before[name] for name, seconds in self._cpu(dispatcher).items()}
-        dispatcher.stop()
-        self.dispatchers.remove(dispatcher)
+        watched = procs.watch(dispatchers, self.count, jobs, "ours")
+        cpu = {name: seconds - cpu_before[name] for name, seconds in self._cpu(dispatchers).items()}
+        for dispatcher in dispatchers:
+            dispatcher.stop()
+            self.dispatchers.remove(dispatcher)
         time.sleep(1.1)  # let the last statistics reach pg_stat_database
-        # Polls and this harness's heartbeats (one per second) are not the dispatcher's commits.
+        # Polls and this harness's heartbeats (one per second) are not the dispatchers' commits.
         commits = pg.commits(self.server, self.dbname) - commits_before - watched.polls - watched.seconds
         if self.count() != jobs:
-            raise RuntimeError(f"ours finished {self.count()} of {jobs}:\n{dispatcher.output()}")
+            raise RuntimeError(f"ours finished {self.count()} of {jobs}:\n{dispatchers[0].output()}")
         rate = jobs / (self.last_completion() - self.stub.stats()["first"])
         cpu_us = {name: seconds / max(1, jobs - done_before) * 1e6 for name, seconds in cpu.items()}
-        return Drain(rate, jobs / watched.seconds, commits / jobs, cpu_us)
+        return Drain(rate, jobs / (started_up + watched.seconds), commits / jobs, cpu_us)
 
-    def _cpu(self, dispatcher: procs.Process) -> dict[str, float]:
+    def _listening(self, dispatchers: list[procs.Process]) -> int:
+        """Backends of the scratch database that LISTEN (one per started dispatcher)."""
+        for dispatcher in dispatchers:
+            if not dispatcher.alive():
+                raise RuntimeError(f"a dispatcher exited while starting:\n{dispatcher.output()}")
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN %%'"
+            return conn.execute(query, [self.dbname]).fetchone()[0]
+
+    def _cpu(self, dispatchers: list[procs.Process]) -> dict[str, float]:
         return {
-            "dispatcher": procs.cpu_seconds(dispatcher.pid),
+            "dispatcher": sum(procs.cpu_seconds(dispatcher.pid) for dispatcher in dispatchers),
             "agent": procs.cpu_seconds(self.stub.process.pid),
             "postgres": procs.postgres_cpu_seconds(),
         }

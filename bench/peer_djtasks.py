@@ -48,8 +48,11 @@ def drain(srv: pg.Server, url: str, jobs: int, workers: int) -> Drain:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("TRUNCATE django_tasks_database_dbtaskresult")
     procs.run([sys.executable, "-m", "bench.peer_djtasks", "enqueue", str(jobs)], _env(url))
+    pg.analyze(srv, dbname)
     args = [sys.executable, "-m", "django", "db_worker", "--batch", "--no-startup-delay", "--no-reload"]
-    args += ["--interval", "0"]
+    # --verbosity 0: at the default (1) db_worker sets its loggers to INFO whatever LOGGING says
+    # and logs two lines per task (state=RUNNING, state=SUCCESSFUL); every system runs at WARNING.
+    args += ["--interval", "0", "--verbosity", "0"]
     commits_before = pg.commits(srv, dbname)
     children = [procs.Process(f"db_worker{i}", args + ["--worker-id", f"w{i}"], _env(url)) for i in range(workers)]
     count = "SELECT count(*) FROM django_tasks_database_dbtaskresult WHERE finished_at IS NOT NULL"
