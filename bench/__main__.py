@@ -70,6 +70,7 @@ class Context:
     handoff: int = 200
     pruned_rows: int = 200_000
     route_requests: int = 500
+    sweep: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--full", action="store_true", help="the issue's sizes (1M finished rows, 100k executions)")
     parser.add_argument("--jobs", type=int, default=10_000, help="scenario 1: no-op jobs to drain")
     parser.add_argument("--concurrency", type=int, default=32, help="scenario 1: in-flight jobs per worker process")
+    parser.add_argument(
+        "--sweep", action="store_true", help="scenario 1: every system at every processes × concurrency (slow)"
+    )
     parser.add_argument("--ceiling-jobs", type=int, default=20_000, help="scenario 2: backlog per run")
     parser.add_argument("--ceiling-clients", default="1,8", help="scenario 2: client connection counts")
     parser.add_argument("--api-executions", type=int, default=2_000, help="scenario 3: executions per run")
@@ -137,6 +141,7 @@ def _context(options: argparse.Namespace) -> Context:
         handoff=options.handoff,
         pruned_rows=options.pruned_rows or (5_000_000 if options.full else 200_000),
         route_requests=options.route_requests,
+        sweep=options.sweep,
     )
 
 

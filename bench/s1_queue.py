@@ -1,10 +1,15 @@
 """Scenario 1: drain N pre-enqueued no-op jobs — our dispatcher vs Procrastinate vs django-tasks-db.
 
 Every system gets the same backlog on the same server (each in its own scratch database), jobs
-enqueued in bulk before the clock starts. The rate is N / (first job started → last job
-finished) from each system's own timestamps; wall-clock rates (start-up included) and commits
-per job are in the notes. Repetitions are interleaved (ours, peer, peer, ours, ...) so every
-system sees the same background load.
+enqueued in bulk and analyzed before the clock starts, every system logging at WARNING. The rate
+is N / (first job started → last job finished) from each system's own timestamps; wall-clock
+rates (start-up included) and commits per job are in the notes. Repetitions are interleaved
+(ours, peer, peer, ours, ...) so every system sees the same background load.
+
+Each system runs in several configurations (processes × concurrency), and the ratios divide ours
+with one dispatcher by each peer's best median. `--sweep` runs every configuration of `SWEEP`;
+the default run, to stay short, runs each peer's first configuration (one process) and the one
+the last sweep found best (`BEST`).
 """
 
 from __future__ import annotations
@@ -17,9 +22,21 @@ from collections.abc import Callable
 from bench import ours, peer_djtasks, peer_procrastinate
 from bench.report import Drain, Row, Unavailable, fmt, progress
 
+CORES = os.cpu_count() or 1
+# (processes, concurrency) per system. django-tasks-db's db_worker runs one task at a time.
+SWEEP = {
+    "ours": [(p, c) for p in (1, 2) for c in (8, 32)],
+    "procrastinate": [(p, c) for p in (1, 2, 4) for c in (1, 4, 8, 32)],
+    "djtasks": [(p, 1) for p in sorted({1, 2, CORES, 2 * CORES})],
+}
+# Each peer's best configuration in the last sweep (provisional until the first full sweep).
+BEST = {"procrastinate": (2, 4), "djtasks": (2 * CORES, 1)}
+FAMILIES = {"ours": "1a", "procrastinate": "1b", "djtasks": "1c"}
+
 
 class _System:
-    def __init__(self, row: Row, drain: Callable[[], Drain]) -> None:
+    def __init__(self, family: str, config: tuple[int, int], row: Row, drain: Callable[[], Drain]) -> None:
+        self.family, self.config = family, config
         self.row, self.drain, self.results = row, drain, []
 
     def finish(self, jobs: int) -> Row:
@@ -32,45 +49,42 @@ class _System:
         return self.row
 
 
+def _configs(ctx, family: str) -> list[tuple[int, int]]:
+    if ctx.sweep:
+        return SWEEP[family]
+    first = {"ours": (1, ctx.concurrency), "procrastinate": (1, ctx.concurrency), "djtasks": (1, 1)}[family]
+    best = BEST.get(family, (1, ctx.concurrency * 4))  # ours: bigger batches per round trip
+    return [first] if best == first else [first, best]
+
+
+def _label(family: str, processes: int, concurrency: int) -> str:
+    if family == "ours":
+        return f"ours: run_dispatcher, {processes} proc × concurrency {concurrency}"
+    if family == "procrastinate":
+        return f"Procrastinate 3.10 worker, {processes} proc × concurrency {concurrency}"
+    return f"django-tasks-db 0.13 db_worker, {processes} proc"
+
+
 def _systems(ctx, bench) -> list[_System]:
     systems = []
-    if bench is not None:
-        row = Row(
-            "1a",
-            "ours: run_dispatcher (1 process)",
-            "drain",
-            "jobs/s",
-            note=f"concurrency {ctx.concurrency}, stub agent answers 200",
-        )
-        systems.append(_System(row, lambda: bench.drain(ctx.jobs, ctx.concurrency)))
-        wide = ctx.concurrency * 4
-        row = Row(
-            "1a",
-            f"ours: run_dispatcher --concurrency {wide}",
-            "drain",
-            "jobs/s",
-            note=f"concurrency {wide}: bigger claim and outcome batches per round trip (not in the ratios)",
-        )
-        systems.append(_System(row, lambda: bench.drain(ctx.jobs, wide)))
+    drains = {
+        "ours": lambda p, c: lambda: bench.drain(ctx.jobs, c, p),
+        "procrastinate": lambda p, c: lambda: peer_procrastinate.drain(ctx.server, ctx.jobs, c, p),
+    }
+    notes = {
+        "ours": "stub agent answers 200: one HTTP call per job",
+        "procrastinate": "async no-op, `--one-shot`",
+        "djtasks": "1 task per poll, persistent conn",
+    }
     peer_procrastinate.prepare(ctx.server)
-    row = Row(
-        "1b",
-        "Procrastinate 3.10 worker (1 process)",
-        "drain",
-        "jobs/s",
-        note=f"async no-op, concurrency {ctx.concurrency}",
-    )
-    systems.append(_System(row, lambda: peer_procrastinate.drain(ctx.server, ctx.jobs, ctx.concurrency)))
     url = peer_djtasks.prepare(ctx.server)
-    for workers in sorted({1, os.cpu_count() or 1}):
-        row = Row(
-            "1c",
-            f"django-tasks-db 0.13 db_worker ({workers} proc)",
-            "drain",
-            "jobs/s",
-            note="1 task per poll, persistent conn",
-        )
-        systems.append(_System(row, lambda w=workers: peer_djtasks.drain(ctx.server, url, ctx.jobs, w)))
+    drains["djtasks"] = lambda p, c: lambda: peer_djtasks.drain(ctx.server, url, ctx.jobs, p)
+    for family in FAMILIES:
+        if family == "ours" and bench is None:
+            continue
+        for processes, concurrency in _configs(ctx, family):
+            row = Row(FAMILIES[family], _label(family, processes, concurrency), "drain", "jobs/s", note=notes[family])
+            systems.append(_System(family, (processes, concurrency), row, drains[family](processes, concurrency)))
     return systems
 
 
@@ -81,23 +95,35 @@ def _cpu_bound(system: _System) -> list[Row]:
         return []
     totals = [sum(sample.values()) for sample in samples]
     parts = ", ".join(f"{name} {statistics.median(s[name] for s in samples):,.0f}" for name in samples[0])
-    cores = os.cpu_count() or 1
-    bound = cores * 1e6 / statistics.median(totals)
-    note = f"µs of CPU per job: {parts}; {cores} cores all busy at this cost: {bound:,.0f} jobs/s"
-    label = system.row.case.replace("ours: run_dispatcher", "ours: CPU per job").replace("(1 process)", "").strip()
+    bound = CORES * 1e6 / statistics.median(totals)
+    note = f"µs of CPU per job: {parts}; {CORES} cores all busy at this cost: {bound:,.0f} jobs/s"
+    label = system.row.case.replace("ours: run_dispatcher", "ours: CPU per job")
     return [Row("1a", label, "CPU, all processes", "µs/job", samples=totals, note=note)]
 
 
-def _ratios(rows: list[Row]) -> list[Row]:
-    our = rows[0].median if rows and rows[0].scenario == "1a" else None
+def _best(systems: list[_System], family: str) -> _System | None:
+    measured = [system for system in systems if system.family == family and system.row.median]
+    return max(measured, key=lambda system: system.row.median, default=None)
+
+
+def _ratios(ctx, systems: list[_System]) -> list[Row]:
+    """Ours with one dispatcher (and, after a sweep, ours at its best) ÷ each peer at its best."""
+    ours_one = next((s for s in systems if s.family == "ours" and s.config == (1, ctx.concurrency)), None)
+    mine = [("ours, 1 dispatcher", ours_one)]
+    if ctx.sweep:
+        mine.append(("ours at its best", _best(systems, "ours")))
     ratios = []
-    for peer in [row for row in rows if row.scenario != "1a" and not row.case.startswith("ratio")]:
-        ratio = Row("1", f"ratio ours / {peer.case}", "median ÷ median", "×")
-        if our and peer.median:
-            ratio.samples = [our / peer.median]
-        else:
-            ratio.unavailable = "needs both medians"
-        ratios.append(ratio)
+    for family in ("procrastinate", "djtasks"):
+        peer = _best(systems, family)
+        for name, system in mine:
+            case = f"ratio {name} / {family} at its best"
+            if peer is None or system is None or not system.row.median:
+                ratios.append(Row("1", case, "median ÷ median", "×", unavailable="needs both medians"))
+                continue
+            note = f"{system.row.case} ÷ {peer.row.case}"
+            ratios.append(
+                Row("1", case, "median ÷ median", "×", samples=[system.row.median / peer.row.median], note=note)
+            )
     return ratios
 
 
@@ -126,6 +152,10 @@ def run(ctx) -> list[Row]:
     finally:
         if bench is not None:
             bench.stop()
+    for family in FAMILIES:
+        best = _best(systems, family)
+        if best is not None and sum(system.family == family for system in systems) > 1:
+            best.row.note = f"best {family} configuration run; {best.row.note}"
     rows += [system.finish(ctx.jobs) for system in systems]
-    ours_cpu = [row for system in systems if system.row.scenario == "1a" for row in _cpu_bound(system)]
-    return rows + ours_cpu + _ratios(rows)
+    ours_cpu = [row for system in systems if system.family == "ours" for row in _cpu_bound(system)]
+    return rows + ours_cpu + _ratios(ctx, systems)
