@@ -1,11 +1,11 @@
 """ASGI entry point served by daphne: Channels' protocol router in front of Django.
 
 HTTP (the JSON API, admin, dashboard and the SSE event stream, an async view) goes to Django:
-synchronous views in one thread hop each (agentfield_project/sync_path.py), async ones through
+synchronous views in one thread hop each (agentfield_project/runtime/sync_path.py), async ones through
 Django's ASGI handler.
 Static files (dashboard and admin assets: the machines are offline, no CDN) are served from the
 apps' and project's static directories. The stream's path gets Twisted back-pressure through
-FlowControl (see agentfield_project/flow.py). One WebSocket is served: the SDK's memory change
+FlowControl (see agentfield_project/runtime/flow.py). One WebSocket is served: the SDK's memory change
 events (executions/memory_events.py); any other is refused.
 """
 
@@ -13,7 +13,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agentfield_project.settings")
 
-from agentfield_project.handler import get_asgi_application  # noqa: E402
+from agentfield_project.runtime.handler import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
 
@@ -21,9 +21,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (Djang
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from agentfield_project.flow import FlowControl  # noqa: E402
 from agentfield_project.postgres import availability  # noqa: E402
-from agentfield_project.sync_path import SyncPath  # noqa: E402
+from agentfield_project.runtime.flow import FlowControl  # noqa: E402
+from agentfield_project.runtime.sync_path import SyncPath  # noqa: E402
 from executions.api import pacing  # noqa: E402
 from executions.memory_events import MemoryEventsConsumer  # noqa: E402
 

@@ -40,7 +40,7 @@ INSTALLED_APPS = [
 ]
 
 # Django's own middleware plus ours. Synchronous views (all but the event stream and the
-# synchronous execute) run the chain in one thread (agentfield_project/sync_path.py).
+# synchronous execute) run the chain in one thread (agentfield_project/runtime/sync_path.py).
 MIDDLEWARE = [
     "agentfield_project.middleware.RejectNulCharactersMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -168,7 +168,7 @@ LOGIN_URL = "/admin/login/"
 AGENTFIELD_SECRET_KEYS = env.list("AGENTFIELD_SECRET_KEYS", default=[])
 
 # Request bodies: a checkpoint of a growing `results` list must fit; anything larger is a 413,
-# refused before it is read (agentfield_project/intake.py).
+# refused before it is read (agentfield_project/runtime/intake.py).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("AGENTFIELD_MAX_BODY_BYTES", default=16 * 1024 * 1024)
 # A request's line, headers and body must arrive within this; a slower one is answered 408 and closed.
 AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS = env.float("AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS", default=60.0)
@@ -285,7 +285,7 @@ AGENTFIELD_APPROVAL_WEBHOOK_SECRET = env.str("AGENTFIELD_APPROVAL_WEBHOOK_SECRET
 AGENTFIELD_RETENTION_DAYS = env.float("AGENTFIELD_RETENTION_DAYS", default=30)
 # A schedule whose misfire policy is `skip` still fires a tick this late (executions/schedules.py).
 AGENTFIELD_SCHEDULE_GRACE_SECONDS = env.float("AGENTFIELD_SCHEDULE_GRACE_SECONDS", default=60)
-# Threads of a server process that run synchronous views (agentfield_project/sync_path.py), besides
+# Threads of a server process that run synchronous views (agentfield_project/runtime/sync_path.py), besides
 # two for heartbeats: together no more than its pooled database connections, so none waits for one.
 AGENTFIELD_REQUEST_THREADS = env.int("AGENTFIELD_REQUEST_THREADS", default=14)
 # daphne's access log (a redacted line per request on stdout); off by default, see daphne_server.py.

@@ -28,9 +28,9 @@ from django.conf import settings
 from django.db.models import Q
 from psycopg.rows import dict_row
 
-from agentfield_project import intake
 from agentfield_project.postgres import availability
 from agentfield_project.postgres.listen import listen_params
+from agentfield_project.runtime import intake
 from executions import access
 from executions.memory import MEMORY_CHANNEL
 from executions.models import MemoryEntry, MemoryEvent

@@ -22,8 +22,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
 
-from agentfield_project.flow import ALWAYS_WRITABLE, SCOPE_KEY, Writability
-from agentfield_project.handler import release_request_thread
+from agentfield_project.runtime.flow import ALWAYS_WRITABLE, SCOPE_KEY, Writability
+from agentfield_project.runtime.handler import release_request_thread
 from executions import events, listener
 from executions.hub import Hub, Matcher, Subscription
 from executions.models import ExecutionEvent

@@ -5,7 +5,7 @@ commits in between still wakes it. It then sleeps until an event of that executi
 listener reads every committed event, see executions/listener.py) or a re-check is due: the
 re-check is the safety net for a listener that is reconnecting (the database restarted), so a
 waiter never depends on a notification alone. Reads run on a small shared pool and give their
-connection back at once (agentfield_project/handler.py), so a thousand waiters cost neither
+connection back at once (agentfield_project/runtime/handler.py), so a thousand waiters cost neither
 threads nor pooled connections.
 """
 
@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from agentfield_project.handler import read_while_waiting
 from agentfield_project.postgres import availability
+from agentfield_project.runtime.handler import read_while_waiting
 from executions import events, listener
 from executions.models import ExecutionEvent
 

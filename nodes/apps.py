@@ -6,7 +6,7 @@ class NodesConfig(AppConfig):
     verbose_name = "Agent nodes"
 
     def ready(self) -> None:
-        from agentfield_project import intake
+        from agentfield_project.runtime import intake
         from nodes import auth, checks  # noqa: F401 - checks registers the system checks
         from nodes.api import schema  # noqa: F401 - registers the API-key scheme with drf-spectacular
 

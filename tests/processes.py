@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from agentfield_project.server import daphne_command, endpoint
+from agentfield_project.runtime.server import daphne_command, endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = Path(__file__).resolve().parent / "agents"

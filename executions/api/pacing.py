@@ -7,7 +7,7 @@ until the execution has a new event, or for at most AGENTFIELD_SDK_POLL_HOLD_SEC
 each poll as soon as there is news and cuts the poll traffic about tenfold, with no SDK change.
 Other clients are never held.
 
-The hold runs before the request reaches Django: agentfield_project/sync_path.py awaits `hold`
+The hold runs before the request reaches Django: agentfield_project/runtime/sync_path.py awaits `hold`
 for each synchronous request, on the event loop, so a held poll keeps no thread; the poll itself
 is then answered by the ordinary (synchronous) status view, in one thread hop.
 """
@@ -18,8 +18,8 @@ import re
 
 from django.conf import settings
 
-from agentfield_project import intake
-from agentfield_project.handler import read_while_waiting
+from agentfield_project.runtime import intake
+from agentfield_project.runtime.handler import read_while_waiting
 from executions import listener, waiting
 from executions.models import ACTIVE, Execution
 from nodes import auth

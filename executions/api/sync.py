@@ -14,8 +14,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from agentfield_project.exceptions import error_response
-from agentfield_project.handler import release_request_thread
 from agentfield_project.parsers import loads
+from agentfield_project.runtime.handler import release_request_thread
 from executions import services, waiting
 from executions.api.serializers import accepted_body, status_bodies, timestamp
 from executions.models import TERMINAL, Execution

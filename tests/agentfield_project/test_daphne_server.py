@@ -1,6 +1,6 @@
 """The server judges a request before it reads its body, bounds how long it may take, redacts its log.
 
-Each test talks raw HTTP to a real server (agentfield_project/daphne_server.py) so that it can
+Each test talks raw HTTP to a real server (agentfield_project/runtime/daphne_server.py) so that it can
 stop sending: an answer that arrives while most of the body is still unsent proves the body was
 not read first.
 """
@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from agentfield_project.daphne_server import GuardedRequest
+from agentfield_project.runtime.daphne_server import GuardedRequest
 from nodes import policy
 from nodes.auth import issue_key
 from tests.processes import http, wait_until

@@ -10,7 +10,7 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.db import connection
 
 from agentfield_project.asgi import django_application
-from agentfield_project.handler import (
+from agentfield_project.runtime.handler import (
     PooledThreadsASGIHandler,
     RequestThread,
     RequestThreads,

@@ -1,4 +1,4 @@
-"""agentfield_project/sync_path.py: synchronous views in one thread hop; async views on the event loop."""
+"""agentfield_project/runtime/sync_path.py: synchronous views in one thread hop; async views on the event loop."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from agentfield_project.sync_path import SyncPath, environ
+from agentfield_project.runtime.sync_path import SyncPath, environ
 
 
 def scope(method: str, path: str, headers: list[tuple[bytes, bytes]] = (), query: bytes = b"") -> dict:

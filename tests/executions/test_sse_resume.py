@@ -6,7 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime
 
-from agentfield_project.flow import Writability
+from agentfield_project.runtime.flow import Writability
 from executions import sse
 from executions.hub import Hub
 from executions.models import ExecutionEvent

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agentfield_project.server import daphne_command
+from agentfield_project.runtime.server import daphne_command
 from nodes import services
 from nodes.models import Node, NodeInstance
 from tests.processes import Process, base_env, free_port, http, wait_until

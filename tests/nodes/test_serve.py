@@ -14,7 +14,7 @@ import pytest
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from agentfield_project.server import UnsupportedAddress, bind
+from agentfield_project.runtime.server import UnsupportedAddress, bind
 from nodes.auth import issue_key, revoke_key
 from nodes.management.commands.serve import is_loopback, refuse_insecure_bind
 from tests.processes import ROOT, Process, base_env, free_port, http, wait_until
@@ -156,7 +156,7 @@ def test_several_processes_need_an_ipv4_address():
 def test_the_single_process_server_listens_with_our_backlog_not_twisteds_fifty(host):
     from twisted.internet import endpoints, reactor
 
-    from agentfield_project.server import BACKLOG, endpoint
+    from agentfield_project.runtime.server import BACKLOG, endpoint
 
     parsed = endpoints.serverFromString(reactor, endpoint(host, 8080))
     assert (parsed._interface, parsed._port, parsed._backlog) == (host.strip("[]"), 8080, BACKLOG)

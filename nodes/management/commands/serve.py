@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from agentfield_project import server
+from agentfield_project.runtime import server
 from agentfield_project.secret_key import is_weak
 from nodes.models import ApiKey
 

@@ -26,7 +26,7 @@ _PR_SET_PDEATHSIG = 1
 
 def daphne_command(*extra: str) -> list[str]:
     """The daphne command line for the control plane with `extra` options (address or endpoint)."""
-    return [sys.executable, "-m", "agentfield_project.daphne_server", *extra, APPLICATION]
+    return [sys.executable, "-m", "agentfield_project.runtime.daphne_server", *extra, APPLICATION]
 
 
 def endpoint(host: str, port: int) -> str:

@@ -3,7 +3,7 @@
 daphne (Twisted) reads a whole request body, to memory or a temporary file, before the
 application sees the request: a 1 GiB upload without a key used to cost 1 GiB before its 401.
 `verdict()` is asked once the headers are in and before any body byte is read
-(agentfield_project/daphne_server.py): a declared length over the limit is a 413, and a body
+(agentfield_project/runtime/daphne_server.py): a declared length over the limit is a 413, and a body
 sent to the API without valid credentials is a 401, at once. A chunked body is counted as it
 arrives and refused at the limit.
 

@@ -1,6 +1,6 @@
-"""daphne with the request intake of agentfield_project/intake.py and an access log without credentials.
+"""daphne with the request intake of agentfield_project/runtime/intake.py and an access log without credentials.
 
-`python -m agentfield_project.daphne_server` takes daphne's own arguments. Its server differs
+`python -m agentfield_project.runtime.daphne_server` takes daphne's own arguments. Its server differs
 from daphne's in these ways:
 - each request is judged (`intake.verdict`) once its headers are in, before Twisted buffers its
   body: too large (declared or counted) is a 413, a body without credentials a 401, both JSON,
@@ -29,8 +29,8 @@ from django.conf import settings
 from twisted.internet import reactor
 from twisted.web import http
 
-from agentfield_project import intake
 from agentfield_project.redaction import redact
+from agentfield_project.runtime import intake
 
 
 class GuardedRequest(WebRequest):

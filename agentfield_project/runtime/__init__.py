@@ -1,0 +1,7 @@
+"""How the control plane is served: daphne and its request intake, the sync path, request threads.
+
+`server` starts daphne (one process or several on one socket); `daphne_server` and `intake` judge
+each request before its body is read; `sync_path` runs synchronous views in one thread hop;
+`handler` lends threads to the ASGI handler's waiting views; `flow` gives long-lived streams
+back-pressure.
+"""
