@@ -23,12 +23,14 @@ class Housekeeper:
     def __init__(self, clock: Callable[[], datetime] = timezone.now) -> None:
         self._clock = clock
         self._next = datetime.min.replace(tzinfo=UTC)
+        self._resume_at: datetime | None = None
 
     def run_once(self) -> bool:
         now = self._clock()
         if now < self._next:
             return False
-        pruned = retention.prune_batch(now)
+        pruned = retention.prune_batch(now, resume_at=self._resume_at)
+        self._resume_at = pruned.resume_at  # None once a backlog is done: the next one starts from the oldest row
         memory_events.prune(now)
         if pruned.executions:
             logger.info("retention: pruned %s", pruned.describe())

@@ -8,12 +8,14 @@ Active executions are never touched, however old.
 
 The dispatchers prune in small batches (`Housekeeper`, executions/housekeeping.py), each batch one
 short transaction whose rows are locked with SKIP LOCKED, so dispatchers never prune the same rows
-and never wait on each other; `manage.py prune --dry-run` tells what would go.
+and never wait on each other; `manage.py prune --dry-run` tells what would go. Through a backlog,
+each batch starts where the previous one ended (`resume_at`): the index entries of the rows already
+deleted stay until VACUUM, and a scan from the oldest row would step over all of them every time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -40,13 +42,18 @@ class Pruned:
     agent_notices: int = 0
     webhook_deliveries: int = 0
     memory_entries: int = 0
+    # Where the next batch of the same backlog starts: the creation time of this batch's newest row.
+    resume_at: datetime | None = field(default=None, compare=False)
+
+    def counts(self) -> list[str]:
+        return [item.name for item in fields(self) if item.name != "resume_at"]
 
     def add(self, other: Pruned) -> None:
-        for item in fields(self):
-            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+        for name in self.counts():
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def describe(self) -> str:
-        return ", ".join(f"{getattr(self, item.name)} {item.name.replace('_', ' ')}" for item in fields(self))
+        return ", ".join(f"{getattr(self, name)} {name.replace('_', ' ')}" for name in self.counts())
 
 
 def cutoff(now: datetime) -> datetime | None:
@@ -70,19 +77,27 @@ def _delete_executions(ids: list[str]) -> int:
         return cursor.rowcount
 
 
-def prune_batch(now: datetime, limit: int = 500) -> Pruned:
-    """Delete one batch of expired executions and what hangs off them (one transaction)."""
+def prune_batch(now: datetime, limit: int = 500, resume_at: datetime | None = None) -> Pruned:
+    """Delete one batch of expired executions and what hangs off them (one transaction).
+
+    `resume_at` (the previous batch's) skips what was created before it: pass it only within one
+    backlog, then start over without it (a row created earlier may have finished since).
+    """
     before = cutoff(now)
     if before is None:
         return Pruned()
+    due = _due(before) if resume_at is None else _due(before).filter(created_at__gte=resume_at)
     with transaction.atomic():
         rows = list(
-            _due(before).order_by("created_at").select_for_update(skip_locked=True).values_list("id", "run_id")[:limit]
+            due.order_by("created_at")
+            .select_for_update(skip_locked=True)
+            .values_list("id", "run_id", "created_at")[:limit]
         )
         if not rows:
             return Pruned()
         ids, runs = [row[0] for row in rows], {row[1] for row in rows}
         pruned = Pruned(
+            resume_at=rows[-1][2],
             events=ExecutionEvent.objects.filter(execution_id__in=ids).delete()[0],
             trace_entries=TraceEntry.objects.filter(execution_id__in=ids).delete()[0],
             approvals=Approval.objects.filter(execution_id__in=ids).delete()[0],

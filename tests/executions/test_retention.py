@@ -96,3 +96,24 @@ def test_a_batch_deletes_its_executions_without_loading_them(old_and_new, django
     with django_assert_num_queries(17) as captured:  # 19 with QuerySet.delete()
         retention.prune_batch(old_and_new["now"])
     assert not [query for query in captured.captured_queries if '"executions_execution"."input"' in query["sql"]]
+
+
+def test_through_a_backlog_each_batch_starts_where_the_previous_one_ended(settings):
+    # The index entries of deleted rows stay until VACUUM: from the oldest row, every batch would
+    # step over all of them (bench scenario 10: 180 ms a batch after 4M rows, growing with each).
+    settings.AGENTFIELD_RETENTION_DAYS = 30
+    now, node = timezone.now(), make_node()
+
+    def finished(days: int) -> Execution:
+        moment = now - timedelta(days=days)
+        return make_execution(node, status="succeeded", created_at=moment, completed_at=moment)
+
+    fifty, forty = finished(50), finished(40)
+    first = retention.prune_batch(now, limit=1)
+    assert first.executions == 1 and first.resume_at == fifty.created_at
+    older = finished(60)  # created before the cursor: the next backlog's, not this one's
+    second = retention.prune_batch(now, limit=1, resume_at=first.resume_at)
+    assert second.resume_at == forty.created_at and not Execution.objects.filter(pk=forty.pk).exists()
+    done = retention.prune_batch(now, limit=1, resume_at=second.resume_at)
+    assert (done.executions, done.resume_at) == (0, None) and Execution.objects.filter(pk=older.pk).exists()
+    assert retention.prune_batch(now, limit=1).executions == 1 and not Execution.objects.exists()

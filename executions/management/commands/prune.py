@@ -29,6 +29,7 @@ class Command(BaseCommand):
             )
             return
         total = retention.Pruned()
-        while (pruned := retention.prune_batch(now, batch)).executions:
+        while (pruned := retention.prune_batch(now, batch, total.resume_at)).executions:
             total.add(pruned)
+            total.resume_at = pruned.resume_at
         self.stdout.write(f"deleted (finished before {before:%Y-%m-%d %H:%M}): {total.describe()}")
