@@ -138,9 +138,10 @@ def _prune(count: int) -> list[Row]:
 
     total, batches = retention.Pruned(), []
     began = mark = time.perf_counter()
-    while (pruned := retention.prune_batch(timezone.now())).executions:
+    while (pruned := retention.prune_batch(timezone.now(), resume_at=total.resume_at)).executions:
         batches.append(-mark + (mark := time.perf_counter()))
         total.add(pruned)
+        total.resume_at = pruned.resume_at
     seconds = time.perf_counter() - began
     if total.executions != count:
         raise RuntimeError(f"pruned {total.describe()}, expected {count:,} executions")
