@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import logging
 from datetime import UTC
 from typing import Any
 
@@ -20,16 +19,12 @@ import psycopg
 from django.conf import settings
 from psycopg.rows import dict_row
 
-from agentfield_project.postgres import availability
-from agentfield_project.postgres.listen import listen_params
+from agentfield_project.postgres.listen import listen_forever, next_notification
 from executions import events
 from executions.hub import Hub
 from executions.models import ExecutionEvent
 
-logger = logging.getLogger(__name__)
-
 PAGE = 500
-APPLICATION_NAME = "agentfield-event-listener"  # how the connection shows in pg_stat_activity
 FIELDS = ("id", "execution_id", "run_id", "node_id", "target", "type", "status", "data", "created_at")
 _table = ExecutionEvent._meta.db_table
 _SELECT_AFTER = f"SELECT {', '.join(FIELDS)} FROM {_table} WHERE id > %s ORDER BY id LIMIT %s"  # noqa: S608
@@ -69,38 +64,26 @@ class Listener:
 
     async def run(self) -> None:
         """Run until cancelled: connect, catch up, wait for a wake-up, catch up, ..."""
-        failures = 0
-        outage = availability.Outage("event listener")
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    **listen_params(), autocommit=True, application_name=APPLICATION_NAME
-                ) as conn:
-                    failures = 0
-                    outage.recovered()
-                    await self.session(conn)
-            except (psycopg.Error, OSError) as error:
-                outage.failed(error)
-            except Exception:
-                # A bug must not silence every open stream of this process: log it and start over.
-                logger.exception("event listener failed; starting over")
-            failures += 1
-            self.hub.listener_connected = False
-            cap = settings.AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS
-            await asyncio.sleep(availability.backoff_seconds(failures, base=0.2, cap=cap))
+        await listen_forever(
+            events.CHANNEL,
+            self.session,
+            name="event listener",
+            backoff_cap=settings.AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS,
+            on_lost=self._lost,
+        )
+
+    def _lost(self) -> None:
+        self.hub.listener_connected = False
 
     async def session(self, conn: psycopg.AsyncConnection) -> None:
-        """LISTEN, then alternate catching up with the table and waiting for the next wake-up."""
-        await conn.execute(f"LISTEN {events.CHANNEL}")
+        """Alternate catching up with the table and waiting for the next wake-up (LISTEN is on)."""
         self.hub.listener_connected = True
         if self.hub.last_id is None:
             cursor = await conn.execute(_SELECT_NEWEST)
             self.hub.start_at((await cursor.fetchone())[0])
         while True:
             await self.catch_up(conn)
-            # A notification wakes us at once; the timeout is the fallback if one was missed.
-            async for _ in conn.notifies(timeout=settings.AGENTFIELD_SSE_POLL_SECONDS, stop_after=1):
-                pass
+            await next_notification(conn, settings.AGENTFIELD_SSE_POLL_SECONDS)
 
     async def catch_up(self, conn: psycopg.AsyncConnection) -> None:
         """Publish every committed event newer than the hub's last id, in pages, in id order."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -28,15 +27,12 @@ from django.conf import settings
 from django.db.models import Q
 from psycopg.rows import dict_row
 
-from agentfield_project.postgres import availability
-from agentfield_project.postgres.listen import listen_params
+from agentfield_project.postgres.listen import listen_forever, next_notification
 from agentfield_project.runtime import intake
 from executions import access
 from executions.memory import MEMORY_CHANNEL
 from executions.models import MemoryEntry, MemoryEvent
 from nodes import auth, policy
-
-logger = logging.getLogger(__name__)
 
 WINDOW = timedelta(seconds=10)  # how late a row may commit after a higher id and still be sent
 POLL_SECONDS = 5.0
@@ -107,26 +103,15 @@ class MemoryFeed:
         self.subscriptions.discard(subscription)
 
     async def run(self) -> None:
-        failures, outage = 0, availability.Outage("memory event feed")
+        await listen_forever(MEMORY_CHANNEL, self.session, name="memory event feed", backoff_cap=5.0)
+
+    async def session(self, conn: psycopg.AsyncConnection) -> None:
+        if not self._last_id:
+            cursor = await conn.execute("SELECT coalesce(max(id), 0) FROM executions_memoryevent")
+            self._last_id = (await cursor.fetchone())[0]
         while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(**listen_params(), autocommit=True) as conn:
-                    failures = 0
-                    outage.recovered()
-                    await conn.execute(f"LISTEN {MEMORY_CHANNEL}")
-                    if not self._last_id:
-                        cursor = await conn.execute("SELECT coalesce(max(id), 0) FROM executions_memoryevent")
-                        self._last_id = (await cursor.fetchone())[0]
-                    while True:
-                        await self.catch_up(conn)
-                        async for _ in conn.notifies(timeout=POLL_SECONDS, stop_after=1):
-                            pass
-            except (psycopg.Error, OSError) as error:
-                outage.failed(error)
-            except Exception:
-                logger.exception("memory event feed failed; starting over")
-            failures += 1
-            await asyncio.sleep(availability.backoff_seconds(failures, base=0.2, cap=5.0))
+            await self.catch_up(conn)
+            await next_notification(conn, POLL_SECONDS)
 
     async def catch_up(self, conn: psycopg.AsyncConnection) -> None:
         now = datetime.now(UTC)
