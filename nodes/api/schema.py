@@ -38,11 +38,11 @@ class NodeSerializer(serializers.Serializer):
     """The shape of `node_representation`."""
 
     id = serializers.CharField()
-    team_id = serializers.CharField()
+    team_id = serializers.CharField(allow_blank=True)  # "" when the agent sent none
     base_url = serializers.CharField()
-    version = serializers.CharField()
-    deployment_type = serializers.CharField()
-    instance_id = serializers.CharField()
+    version = serializers.CharField(allow_blank=True)
+    deployment_type = serializers.CharField(allow_blank=True)
+    instance_id = serializers.CharField(allow_blank=True)
     reasoners = serializers.ListField(child=serializers.DictField())
     skills = serializers.ListField(child=serializers.DictField())
     communication_config = serializers.DictField()
