@@ -91,16 +91,33 @@ def run(ctx) -> list[Row]:
     try:
         procs.wait_until(lambda: _node_active(port), 60, message="the SDK agent to register")
         created = []
+        # Where the time goes: CPU seconds per child of each process (read from /proc).
+        cpu = {name: Row("6", f"fan-out: 1 SDK reasoner app.call × {ctx.fanout:,}", f"{name} CPU / child", "ms")
+               for name in ("server", "SDK agent", "dispatcher", "PostgreSQL")}  # fmt: skip
         for rep in range(ctx.repeat):
+            before = _cpu(server, agent, bench)
             elapsed, rows = _once(bench, port, ctx.fanout)
+            used = {name: spent - before[name] for name, spent in _cpu(server, agent, bench).items()}
+            for name, spent in used.items():
+                cpu[name].samples.append(spent * 1000 / ctx.fanout)
             created.append(rows)
             seconds.samples.append(elapsed)
             rate.samples.append(ctx.fanout / elapsed)
-            progress(f"6 rep {rep + 1}/{ctx.repeat}: {ctx.fanout:,} children in {elapsed:.1f} s ({rows:,} child rows)")
+            progress(f"6 rep {rep + 1}/{ctx.repeat}: {ctx.fanout:,} children in {elapsed:.1f} s ({rows:,} child rows); "
+                     + ", ".join(f"{name} {spent:.1f} s CPU" for name, spent in used.items()))  # fmt: skip
     finally:
         agent.stop()
         server.stop()
         bench.stop()
     seconds.note = "daphne + 1 dispatcher + 1 SDK agent; children polled by the SDK"
     rate.note = f"child execution rows created per run: {', '.join(f'{n:,}' for n in created)} (more than {ctx.fanout:,} = SDK re-submits)"
-    return [seconds, rate]
+    return [seconds, rate, *cpu.values()]
+
+
+def _cpu(server: procs.Process, agent: procs.Process, bench: ours.Bench) -> dict[str, float]:
+    return {
+        "server": procs.cpu_seconds(server.pid),
+        "SDK agent": procs.cpu_seconds(agent.pid),
+        "dispatcher": sum(procs.cpu_seconds(process.pid) for process in bench.dispatchers),
+        "PostgreSQL": procs.postgres_cpu_seconds(),
+    }
