@@ -19,10 +19,6 @@ app = procrastinate.App(
 )
 
 
-# The harness defers through Procrastinate too; its INFO lines there are noise on stderr.
-logging.getLogger("procrastinate").setLevel(logging.WARNING)
-
-
 @app.task(name="noop")
 async def noop() -> None:
     """Does nothing: the benchmark measures the queue, not the work."""
@@ -30,6 +26,9 @@ async def noop() -> None:
 
 def prepare(srv: pg.Server) -> str:
     """A fresh scratch database with Procrastinate's schema; returns its conninfo."""
+    # The harness defers through Procrastinate too: its INFO lines here are noise on stderr. (Not
+    # at import: the workers import this module, and their level is the command line's.)
+    logging.getLogger("procrastinate").setLevel(logging.WARNING)
     name = srv.scratch_name("procrastinate")
     pg.recreate_database(srv, name)
     conninfo = srv.conninfo(name)
