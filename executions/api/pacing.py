@@ -19,7 +19,6 @@ import re
 from django.conf import settings
 
 from agentfield_project.runtime import intake
-from agentfield_project.runtime.handler import read_while_waiting
 from executions import listener, waiting
 from executions.models import ACTIVE, Execution
 from nodes import auth
@@ -40,14 +39,12 @@ async def hold(scope: dict) -> None:
         return
     if not listener.running_hub().ready.is_set():
         return  # the listener is still connecting: answer now rather than risk missing news
-    # Only a caller the API would serve may be held; the others get their 401 at once.
-    if await read_while_waiting(_may_poll, intake.presented_key(headers)):
-        await waiting.wait_for_news(match["id"], seconds, _unfinished)
+    key = intake.presented_key(headers)
+    await waiting.wait_for_news(match["id"], seconds, lambda execution_id: _worth_holding(key, execution_id))
 
 
-def _may_poll(key: str | None) -> bool:
-    return not auth.keys_required() or auth.match_key(key) is not None
-
-
-def _unfinished(execution_id: str) -> bool:
+def _worth_holding(key: str | None, execution_id: str) -> bool:
+    """Whether the API would serve this caller (the others get their 401 at once) and the execution is unfinished."""
+    if auth.keys_required() and auth.match_key(key) is None:
+        return False
     return Execution.objects.filter(pk=execution_id, status__in=ACTIVE).exists()
