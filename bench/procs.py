@@ -75,18 +75,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
+def postgres_cpu_seconds(dbname: str | None = None) -> float:
     """CPU time of every `postgres` process on this machine (0 when the server runs elsewhere).
 
-    Backends that exit while measuring take their time with them, so measure across the life of
-    the connections that matter (a dispatcher's stay open).
+    With `dbname`, only the backends connected to that database (their title names it): work of
+    other databases on a shared machine is left out. Backends that exit while measuring take their
+    time with them, so measure across the life of the connections that matter (pooled ones stay).
     """
     total = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    total += cpu_seconds(int(entry.name))
+                if (entry / "comm").read_text().strip() != "postgres":
+                    continue
+                if dbname and f" {dbname} ".encode() not in (entry / "cmdline").read_bytes().replace(b"\0", b" "):
+                    continue
+                total += cpu_seconds(int(entry.name))
             except OSError:
                 continue
     return total

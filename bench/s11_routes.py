@@ -38,7 +38,7 @@ def measure(plane: Plane, count: int, request: Callable[[int], tuple[str, str, d
     """Send `request(i)` for i in range(count) on one keep-alive connection; CPU per request."""
     connection = http.client.HTTPConnection("127.0.0.1", plane.port, timeout=60)
     latencies, statuses = [], set()
-    cpu, pg_cpu = procs.cpu_seconds(plane.server.pid), procs.postgres_cpu_seconds()
+    cpu, pg_cpu = procs.cpu_seconds(plane.server.pid), procs.postgres_cpu_seconds(plane.dbname)
     for index in range(count):
         method, path, body, headers = request(index)
         began = time.perf_counter()
@@ -47,7 +47,7 @@ def measure(plane: Plane, count: int, request: Callable[[int], tuple[str, str, d
         response.read()
         latencies.append((time.perf_counter() - began) * 1000)
         statuses.add(response.status)
-    cpu, pg_cpu = procs.cpu_seconds(plane.server.pid) - cpu, procs.postgres_cpu_seconds() - pg_cpu
+    cpu, pg_cpu = procs.cpu_seconds(plane.server.pid) - cpu, procs.postgres_cpu_seconds(plane.dbname) - pg_cpu
     connection.close()
     per = lambda seconds: seconds * 1000 / count  # noqa: E731
     return Cost(per(cpu), per(pg_cpu), percentile(latencies, 50), percentile(latencies, 99), statuses)

@@ -119,5 +119,5 @@ def _cpu(server: procs.Process, agent: procs.Process, bench: ours.Bench) -> dict
         "server": procs.cpu_seconds(server.pid),
         "SDK agent": procs.cpu_seconds(agent.pid),
         "dispatcher": sum(procs.cpu_seconds(process.pid) for process in bench.dispatchers),
-        "PostgreSQL": procs.postgres_cpu_seconds(),
+        "PostgreSQL": procs.postgres_cpu_seconds(bench.dbname),  # its backends only (the machine is shared)
     }
