@@ -102,6 +102,12 @@ class Execution(models.Model):
             models.Index(fields=["node_id"], name="execution_running_idx", condition=Q(status="running")),
             models.Index(fields=["-created_at", "-id"], name="execution_created_idx"),
             models.Index(fields=["status", "-created_at"], name="execution_status_created_idx"),
+            # The overview's throughput, durations and 24-hour counts (executions/reports.py): only
+            # finished rows have an entry, written once when they finish (the update that sets it
+            # rewrites every index anyway), so in-flight work pays nothing for it.
+            models.Index(
+                fields=["completed_at"], name="execution_completed_idx", condition=Q(completed_at__isnull=False)
+            ),
             # Every claim and outcome writes a new row version into each index (the status and
             # run_at columns they change are indexed, so no update is HOT): keep the set small.
             # Plain btrees only (no LIKE variants); the optional columns are indexed where set.
