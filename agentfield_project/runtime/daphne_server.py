@@ -30,7 +30,7 @@ from twisted.internet import reactor
 from twisted.web import http
 
 from agentfield_project.redaction import redact
-from agentfield_project.runtime import intake
+from agentfield_project.runtime import flow, intake
 
 
 class GuardedRequest(WebRequest):
@@ -140,6 +140,13 @@ class GuardedServer(daphne_server.Server):
         if not settings.AGENTFIELD_ACCESS_LOG:  # daphne's CLI imported the application (and settings) first
             action_logger = None
         super().__init__(*args, action_logger=RedactedAccessLog(action_logger) if action_logger else None, **kwargs)
+
+    def create_application(self, protocol, scope):
+        # Back-pressure for streams (runtime/flow.py) needs the Twisted request behind an HTTP
+        # scope: hand it over in the scope instead of having the app dig it out of daphne's `send`.
+        if scope.get("type") == "http":
+            scope[flow.REQUEST_KEY] = protocol
+        return super().create_application(protocol, scope)
 
     def run(self) -> None:
         daphne_server.HTTPFactory = GuardedHTTPFactory  # the factory Server.run builds (see the docstring)

@@ -10,7 +10,6 @@ server (or in tests without daphne) there is no producer and the stream is alway
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 SCOPE_KEY = "agentfield.flow"
+REQUEST_KEY = "agentfield.twisted_request"
 
 
 class Writability:
@@ -48,13 +48,6 @@ class Writability:
 ALWAYS_WRITABLE = Writability()
 
 
-def _twisted_request(send: Any) -> Any | None:
-    """daphne's `send` is partial(server.handle_reply, protocol); the protocol is a twisted Request."""
-    if isinstance(send, functools.partial) and send.args and hasattr(send.args[0], "registerProducer"):
-        return send.args[0]
-    return None
-
-
 class FlowControl:
     """ASGI middleware: give HTTP requests under `prefixes` a Writability in their scope."""
 
@@ -63,7 +56,7 @@ class FlowControl:
         self.prefixes = prefixes
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        request = _twisted_request(send)
+        request = scope.get(REQUEST_KEY)  # the Twisted request, put there by daphne_server.GuardedServer
         if scope["type"] != "http" or request is None or not scope["path"].startswith(self.prefixes):
             return await self.app(scope, receive, send)
         flow = Writability()
