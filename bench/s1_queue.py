@@ -29,8 +29,8 @@ SWEEP = {
     "procrastinate": [(p, c) for p in (1, 2, 4) for c in (1, 4, 8, 32)],
     "djtasks": [(p, 1) for p in sorted({1, 2, CORES, 2 * CORES})],
 }
-# Each peer's best configuration in the last sweep (provisional until the first full sweep).
-BEST = {"procrastinate": (2, 4), "djtasks": (2 * CORES, 1)}
+# Each peer's best configuration in the last sweep (results/2026-12-02T1511-s1-sweep.md, 2 cores).
+BEST = {"procrastinate": (4, 4), "djtasks": (2, 1)}
 FAMILIES = {"ours": "1a", "procrastinate": "1b", "djtasks": "1c"}
 
 
