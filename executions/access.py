@@ -6,12 +6,11 @@ but not change is a 403.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-from django.conf import settings
 from django.db.models import Q, QuerySet
 
+from agentfield_project.short_cache import ShortCache
 from executions.exceptions import ExecutionNotFound
 from executions.models import Execution
 from nodes import ownership, policy
@@ -47,28 +46,26 @@ def check(principal: Principal, execution: Execution, allowed: Callable[[Princip
 
 # The agents' trace posts (about eight per app.call child) each name an execution whose owners
 # never change once it exists: remember them briefly instead of reading the row every time.
-_reported: dict[str, tuple[Execution, float]] = {}
+_reported: ShortCache[str, Execution] = ShortCache()
 
 
 def reportable(execution_id: str) -> Execution:
     """The execution (its id, node and owners only) an agent reports on; ExecutionNotFound if none."""
-    cached = _reported.get(execution_id)
-    if cached is not None and time.monotonic() - cached[1] < settings.AGENTFIELD_API_KEY_CACHE_SECONDS:
-        return cached[0]
+    return _reported.get(execution_id, _load_reportable)
+
+
+def _load_reportable(execution_id: str) -> Execution:
     execution = (
         Execution.objects.only("id", "node_id", "owner_key_id", "submitted_by_id").filter(pk=execution_id).first()
     )
     if execution is None:
         raise ExecutionNotFound(f"execution '{execution_id}' not found")
-    if len(_reported) > 10_000:
-        _reported.clear()
-    _reported[execution_id] = (execution, time.monotonic())
     return execution
 
 
 def forget_reported() -> None:
     """Drop what `reportable` remembers (tests; a test database that was rolled back)."""
-    _reported.clear()
+    _reported.forget()
 
 
 def owners_for_submission(principal: Principal, parent: Execution | None) -> tuple[int | None, int | None]:

@@ -20,7 +20,7 @@ from django.db.models import F, Q
 
 from agentfield_project import metrics
 from executions import cron, events
-from executions.exceptions import InvalidTransition
+from executions.exceptions import InvalidTarget, InvalidTransition
 from executions.notifications import enqueue_webhooks
 
 
@@ -505,7 +505,11 @@ class Schedule(models.Model):
                 check()
             except cron.CronError as error:
                 errors[field] = str(error)
-        if len(self.target.split(".")) != 2 or not all(self.target.split(".")):
+        from executions.services import parse_target  # the execute route's rule (services imports this module)
+
+        try:
+            parse_target(self.target)
+        except InvalidTarget:
             errors["target"] = "the target is node.reasoner (or node.skill), with exactly one dot"
         if not isinstance(self.input, dict):
             errors["input"] = "the input is a JSON object (the reasoner's keyword arguments)"

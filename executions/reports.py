@@ -14,7 +14,7 @@ from django.db import connection
 from django.db.models import Count, Min, Q
 
 from executions import overview
-from executions.models import Execution, Status
+from executions.models import ACTIVE, Execution, Status
 
 EPOCH = "2000-01-01T00:00:00+00:00"  # the origin of overview.floor: SQL buckets must match Python's
 FAILURES_PER_NODE = 3
@@ -74,7 +74,7 @@ FINISHED_WINDOW = timedelta(hours=24)
 
 def depth(now: datetime) -> Depth:
     """Active executions counted exactly; finished ones over the last 24 hours (an index range, not the table)."""
-    active = Execution.objects.filter(status__in=(Status.QUEUED, Status.RUNNING, Status.WAITING))
+    active = Execution.objects.filter(status__in=ACTIVE)
     finished = Execution.objects.filter(completed_at__gte=now - FINISHED_WINDOW)
     counts = {
         status: n

@@ -51,13 +51,19 @@ def fresh(execution_id: str) -> Execution:
     return Execution.objects.get(pk=execution_id)
 
 
+def running(node) -> Execution:
+    now = timezone.now()
+    return make_execution(node, now=now, status="running", started_at=now, attempt=1)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_cancel_racing_a_finishing_agent_leaves_exactly_one_terminal_status():
     node = make_node("racer")
     for _ in range(ROUNDS):
-        now = timezone.now()
-        execution = make_execution(node, status="running", started_at=now, attempt=1)
-        Webhook.objects.create(execution_id=execution.id, url="https://example.com/hook", secret=b"s", created_at=now)
+        execution = running(node)
+        Webhook.objects.create(
+            execution_id=execution.id, url="https://example.com/hook", secret=b"s", created_at=timezone.now()
+        )
         Execution.objects.filter(pk=execution.id).update(webhook_registered=True)
         outcomes = race(
             execution.id,
@@ -78,8 +84,7 @@ def test_a_cancel_racing_a_finishing_agent_leaves_exactly_one_terminal_status():
 def test_two_agents_reporting_the_end_of_one_execution_record_it_once():
     node = make_node("twins")
     for _ in range(ROUNDS):
-        now = timezone.now()
-        execution = make_execution(node, status="running", started_at=now, attempt=1)
+        execution = running(node)
         outcomes = race(
             execution.id,
             lambda row: row.complete({"from": "first"}, timezone.now()),

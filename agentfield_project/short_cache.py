@@ -1,0 +1,42 @@
+"""A per-process cache of facts that change rarely, kept for AGENTFIELD_API_KEY_CACHE_SECONDS.
+
+The same window as a revoked key's: what a request may see is decided from facts at most that old
+(a node's owner, an execution's owners). Bounded by clearing it whole when it grows too large.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+from django.conf import settings
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+MAX_ENTRIES = 10_000
+
+
+class ShortCache(Generic[K, V]):
+    """`get(key, load)`: the value loaded at most AGENTFIELD_API_KEY_CACHE_SECONDS ago, else `load(key)` now."""
+
+    def __init__(self) -> None:
+        self._entries: dict[K, tuple[V, float]] = {}
+
+    def get(self, key: K, load: Callable[[K], V]) -> V:
+        cached = self._entries.get(key)
+        if cached is not None and time.monotonic() - cached[1] < settings.AGENTFIELD_API_KEY_CACHE_SECONDS:
+            return cached[0]
+        value = load(key)  # an exception is not remembered
+        if len(self._entries) > MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[key] = (value, time.monotonic())
+        return value
+
+    def forget(self, key: K | None = None) -> None:
+        """Drop `key` (every key without one)."""
+        if key is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(key, None)
