@@ -18,6 +18,7 @@ import re
 
 from django.conf import settings
 
+from agentfield_project.postgres import availability
 from agentfield_project.runtime import intake
 from executions import listener, waiting
 from executions.models import ACTIVE, Execution
@@ -40,7 +41,13 @@ async def hold(scope: dict) -> None:
     if not listener.running_hub().ready.is_set():
         return  # the listener is still connecting: answer now rather than risk missing news
     key = intake.presented_key(headers)
-    await waiting.wait_for_news(match["id"], seconds, lambda execution_id: _worth_holding(key, execution_id))
+    try:
+        await waiting.wait_for_news(match["id"], seconds, lambda execution_id: _worth_holding(key, execution_id))
+    except Exception as error:
+        # The hold runs before Django: an error here would reach daphne as a bare 500. A database
+        # that is away only means "do not hold"; the status view then answers its JSON 503.
+        if not availability.is_unavailable(error):
+            raise
 
 
 def _worth_holding(key: str | None, execution_id: str) -> bool:
