@@ -11,7 +11,6 @@ webhook attempts) live in the process that does it: `run_dispatcher --metrics-po
 from __future__ import annotations
 
 import hmac
-from datetime import timedelta
 
 import prometheus_client
 from django.conf import settings
@@ -21,7 +20,7 @@ from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from nodes import auth, policy
+from nodes import auth, liveness, policy
 
 # -- what the server reads from the database at scrape time ------------------------------------------
 
@@ -81,11 +80,11 @@ class StateCollector:
 def _instances():
     from nodes.models import NodeInstance
 
-    window = timedelta(seconds=settings.AGENTFIELD_NODE_LIVENESS_SECONDS)
+    window = settings.AGENTFIELD_NODE_LIVENESS_SECONDS
     now = timezone.now()
-    counts = {"active": 0, "inactive": 0, "offline": 0}
+    counts = dict.fromkeys(liveness.HEALTH_STATUSES, 0)
     for beat, shutdown in NodeInstance.objects.values_list("last_heartbeat_at", "shutdown_at"):
-        counts["offline" if shutdown else "active" if now - beat < window else "inactive"] += 1
+        counts[liveness.health_status(beat, shutdown, now, window)] += 1
     family = GaugeMetricFamily("agentfield_node_instances", "Agent processes by health", labels=["health"])
     for health, count in counts.items():
         family.add_metric([health], count)

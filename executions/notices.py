@@ -26,7 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from executions.models import AgentNotice, Execution
-from nodes import client
+from nodes import client, liveness
 from nodes.client import AgentCallResult
 from nodes.models import NodeInstance
 
@@ -114,8 +114,9 @@ def delivered(notice: AgentNotice, result: AgentCallResult) -> bool:
 def live_instance(notice: AgentNotice, now: datetime) -> NodeInstance | None:
     """The instance to tell, unless it is gone (its row replaced, shut down, or silent too long)."""
     instance = NodeInstance.objects.filter(node_id=notice.node_id, instance_id=notice.instance_id).first()
-    silent_since = now - timedelta(seconds=settings.AGENTFIELD_LOST_EXECUTION_GRACE_SECONDS)
-    if instance is None or instance.shutdown_at is not None or instance.last_heartbeat_at < silent_since:
+    # The liveness rule with a longer window: a notice outlasts a few missed heartbeats.
+    window = settings.AGENTFIELD_LOST_EXECUTION_GRACE_SECONDS
+    if instance is None or not liveness.is_alive(instance.last_heartbeat_at, instance.shutdown_at, now, window):
         return None
     return instance
 

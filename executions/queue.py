@@ -17,14 +17,15 @@ from django.db import connection, transaction
 
 from executions import fairness
 from executions.models import Execution, TraceEntry
-from nodes import limits
+from nodes import limits, liveness
 
 # Keep this statement short and alone in its transaction: the rows it locks stay locked until
 # it commits, and no network call may happen before then. Rows are served by priority, then in
 # their fair order (executions/fairness.py, whose clock the same statement moves forward); the
 # partial index execution_fair_idx matches that WHERE and ORDER BY. `AS MATERIALIZED` keeps the planner
 # from re-running the LIMIT subquery (which could lease more rows than asked for). Only rows of
-# nodes with a live instance are claimed: a node that is down keeps its work queued. A lease that
+# nodes with a live instance (nodes/liveness.py, ALIVE_SQL) are claimed: a node that is down keeps
+# its work queued. A lease that
 # ran out is taken over only a grace period later, so a dispatcher that was cut off from the database
 # (and still holds the agent's answer) gets to record it first.
 #
@@ -44,7 +45,7 @@ WITH due AS MATERIALIZED (
        {only}
        AND EXISTS (
            SELECT 1 FROM nodes_nodeinstance i
-            WHERE i.node_id = e.node_id AND i.shutdown_at IS NULL AND i.last_heartbeat_at > %(alive_after)s)
+            WHERE i.node_id = e.node_id AND {alive})
      ORDER BY e.priority DESC, e.fair_seq, e.id
      LIMIT %(limit)s
        FOR UPDATE OF e SKIP LOCKED
@@ -53,7 +54,7 @@ WITH due AS MATERIALIZED (
       FROM due CROSS JOIN LATERAL (
            SELECT i.instance_id, i.base_url, i.registered_at
              FROM nodes_nodeinstance i
-            WHERE i.node_id = due.node_id AND i.shutdown_at IS NULL AND i.last_heartbeat_at > %(alive_after)s
+            WHERE i.node_id = due.node_id AND {alive}
             ORDER BY i.instance_id = due.previous_instance DESC, random()
             LIMIT 1) pick
 ), clock AS ({advance}
@@ -72,28 +73,28 @@ RETURNING e.*, target.base_url AS target_base_url, target.registered_at AS targe
 # (its row is gone). Heartbeats that could not be written are no evidence: right after the
 # database itself restarted every node looks silent, so nothing is judged until it has been up
 # for a whole liveness window (by its own clock: `now` may be a test's).
-_LOST = """
+_LOST = f"""
 SELECT e.id FROM executions_execution e
 LEFT JOIN nodes_nodeinstance i ON i.node_id = e.node_id AND i.instance_id = e.node_instance_id
 WHERE e.status = 'running'
-  AND (i.id IS NULL OR i.last_heartbeat_at <= %(cutoff)s)
+  AND (i.id IS NULL OR NOT ({liveness.HEARD_SQL}))
   AND pg_postmaster_start_time() <= now() - make_interval(secs => %(alive)s)
 ORDER BY e.id
 LIMIT %(limit)s
 FOR UPDATE OF e SKIP LOCKED
-"""
+"""  # noqa: S608
 
-_ABANDONED = """
+_ABANDONED = f"""
 SELECT e.id FROM executions_execution e
 WHERE e.status = 'queued' AND e.attempt > 0 AND e.run_at <= %(give_up_before)s
   AND NOT EXISTS (
       SELECT 1 FROM nodes_nodeinstance i
-       WHERE i.node_id = e.node_id AND i.shutdown_at IS NULL AND i.last_heartbeat_at > %(cutoff)s)
+       WHERE i.node_id = e.node_id AND {liveness.ALIVE_SQL})
   AND pg_postmaster_start_time() <= now() - make_interval(secs => %(alive)s)
 ORDER BY e.id
 LIMIT %(limit)s
 FOR UPDATE OF e SKIP LOCKED
-"""
+"""  # noqa: S608
 
 # How long after its lease ran out a row is left to the dispatcher that held it (by default).
 LEASE_GRACE = timedelta(seconds=10)
@@ -119,8 +120,10 @@ class Claimed:
 
 # Nodes with concurrency limits are claimed apart (claim_limited); the common path skips them.
 _ADVANCE = fairness.ADVANCE_CLOCK.format(claimed="target").rstrip()
-_UNLIMITED = _CLAIM.format(only="AND NOT (e.node_id = ANY(%(limited)s::text[]))", advance=_ADVANCE)
-_CHOSEN = _CLAIM.format(only="AND e.id = ANY(%(chosen)s::text[])", advance=_ADVANCE)
+_UNLIMITED = _CLAIM.format(
+    only="AND NOT (e.node_id = ANY(%(limited)s::text[]))", advance=_ADVANCE, alive=liveness.ALIVE_SQL
+)
+_CHOSEN = _CLAIM.format(only="AND e.id = ANY(%(chosen)s::text[])", advance=_ADVANCE, alive=liveness.ALIVE_SQL)
 
 # A slot is held from the claim until the execution is terminal: handed over under a live lease,
 # running, or waiting on an approval.
@@ -214,7 +217,7 @@ def _claim(
 ) -> list[Claimed]:
     params = {
         "now": now,
-        "alive_after": now - timedelta(seconds=alive_seconds),
+        "alive_after": liveness.cutoff(now, alive_seconds),
         "expired_before": now - lease_grace,
         "limit": limit,
         "lease_until": now + timedelta(seconds=lease_seconds),
@@ -247,13 +250,14 @@ def lost(now: datetime, alive_seconds: float, limit: int = 100) -> list[Executio
 
     Call inside a transaction and apply a verb to each row before it commits.
     """
-    return _locked(_LOST, {"cutoff": now - timedelta(seconds=alive_seconds), "alive": alive_seconds, "limit": limit})
+    params = {"alive_after": liveness.cutoff(now, alive_seconds), "alive": alive_seconds, "limit": limit}
+    return _locked(_LOST, params)
 
 
 def abandoned(now: datetime, alive_seconds: float, grace_seconds: float, limit: int = 100) -> list[Execution]:
     """Lock re-queued executions whose node has stayed away longer than the grace period."""
     params = {
-        "cutoff": now - timedelta(seconds=alive_seconds),
+        "alive_after": liveness.cutoff(now, alive_seconds),
         "alive": alive_seconds,
         "give_up_before": now - timedelta(seconds=grace_seconds),
         "limit": limit,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import models
 from django.db.models import Q
@@ -14,12 +14,12 @@ class NodeQuerySet(models.QuerySet):
     """Liveness filters shared by nodes (their newest heartbeat) and their instances."""
 
     def alive(self, now: datetime, window_seconds: float) -> NodeQuerySet:
-        """Rows heart-beating within the window and not shut down."""
-        return self.filter(shutdown_at__isnull=True, last_heartbeat_at__gt=now - timedelta(seconds=window_seconds))
+        """Rows heart-beating within the window and not shut down (`liveness.is_alive` as a filter)."""
+        return self.filter(shutdown_at__isnull=True, last_heartbeat_at__gt=liveness.cutoff(now, window_seconds))
 
     def with_health(self, health: str, now: datetime, window_seconds: float) -> NodeQuerySet:
-        """Rows whose derived health status is `health` (active, inactive or offline)."""
-        cutoff = now - timedelta(seconds=window_seconds)
+        """Rows whose derived health status (`liveness.health_status`) is `health`."""
+        cutoff = liveness.cutoff(now, window_seconds)
         if health == liveness.OFFLINE:
             return self.filter(shutdown_at__isnull=False)
         if health == liveness.ACTIVE:
