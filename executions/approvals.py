@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
+from agentfield_project.timestamps import rfc3339
 from executions import access, notices, services
 from executions.exceptions import (
     BadSignature,
@@ -148,7 +149,7 @@ def _request_answer(approval: Approval) -> dict[str, Any]:
         "approval_request_id": approval.approval_request_id,
         "approval_request_url": approval.request_url,
         "status": approval.status,
-        "expires_at": approval.expires_at.isoformat(),
+        "expires_at": rfc3339(approval.expires_at),
     }
 
 
@@ -168,9 +169,9 @@ def body_of(approval: Approval) -> dict[str, Any]:
         "feedback": approval.feedback,
         "response": approval.response,
         "request_url": approval.request_url,
-        "requested_at": approval.requested_at.isoformat(),
-        "expires_at": approval.expires_at.isoformat(),
-        "responded_at": approval.decided_at.isoformat() if approval.decided_at else None,
+        "requested_at": rfc3339(approval.requested_at),
+        "expires_at": rfc3339(approval.expires_at),
+        "responded_at": rfc3339(approval.decided_at),
         "decided_by": approval.decided_by or None,
     }
 
@@ -201,7 +202,7 @@ def decide(
         if approval is None:
             raise ExecutionNotFound(f"execution '{execution_id}' has no such approval request")
         if approval.status != Approval.Status.PENDING:
-            when = approval.decided_at.isoformat() if approval.decided_at else "?"
+            when = rfc3339(approval.decided_at) or "?"
             raise InvalidTransition(
                 f"approval {approval.approval_request_id} was already {approval.status} by {approval.decided_by} at {when}"
             )

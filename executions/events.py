@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connection
 
+from agentfield_project.timestamps import rfc3339
+
 if TYPE_CHECKING:
     from executions.models import Execution, ExecutionEvent
 
@@ -138,6 +140,6 @@ def as_frame(event: ExecutionEvent) -> dict[str, Any]:
         "agent_node_id": event.node_id,
         "target": event.target,
         "status": event.status,
-        "timestamp": event.created_at.isoformat().replace("+00:00", "Z"),
+        "timestamp": rfc3339(event.created_at),
         "data": event.data,
     }

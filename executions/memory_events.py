@@ -29,6 +29,7 @@ from psycopg.rows import dict_row
 
 from agentfield_project.postgres.listen import listen_forever, next_notification
 from agentfield_project.runtime import intake
+from agentfield_project.timestamps import rfc3339
 from executions import access
 from executions.memory import MEMORY_CHANNEL
 from executions.models import MemoryEntry, MemoryEvent
@@ -61,7 +62,7 @@ def body(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": str(row["id"]),
         "type": "memory_change",
-        "timestamp": row["created_at"].astimezone(UTC).isoformat(),
+        "timestamp": rfc3339(row["created_at"]),
         "scope": row["scope"],
         "scope_id": row["scope_id"],
         "key": row["key"],

@@ -6,18 +6,12 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from agentfield_project.timestamps import rfc3339
 from webhooks import queue as webhook_queue
 from webhooks import services as webhooks
 
 if TYPE_CHECKING:
     from executions.models import Execution
-
-
-def rfc3339(moment: datetime | None) -> str | None:
-    """UTC, second precision, `Z` suffix (what the Go control plane sends)."""
-    if moment is None:
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def payload(execution: Execution, now: datetime) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from agentfield_project.runtime.flow import ALWAYS_WRITABLE, SCOPE_KEY, Writability
 from agentfield_project.runtime.handler import release_request_thread
+from agentfield_project.timestamps import rfc3339
 from executions import events, listener
 from executions.hub import Hub, Matcher, Subscription
 from executions.models import ExecutionEvent
@@ -88,7 +89,7 @@ def event_frame(event: ExecutionEvent) -> bytes:
 
 
 def _now() -> str:
-    return timezone.now().isoformat().replace("+00:00", "Z")
+    return rfc3339(timezone.now())
 
 
 @sync_to_async

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
+from agentfield_project.timestamps import rfc3339
 from webhooks import crypto, queue
 from webhooks.exceptions import DeliveryInFlight, DeliveryNotReady, InvalidWebhook, WebhookNotFound
 from webhooks.models import Delivery, DeliveryAttempt, Webhook
@@ -202,7 +203,7 @@ def attempts_for(execution_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
                 "error_message": attempt.error or None,
                 "duration_ms": attempt.duration_ms,
                 "response_body": attempt.response_body,
-                "created_at": attempt.started_at.isoformat().replace("+00:00", "Z"),
+                "created_at": rfc3339(attempt.started_at),
             }
         )
     return found

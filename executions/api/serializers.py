@@ -7,16 +7,10 @@ from typing import Any
 
 from django.utils import timezone
 
+from agentfield_project.timestamps import rfc3339
 from executions import timing
 from executions.models import Execution
 from webhooks import services as webhooks
-
-
-def timestamp(moment: datetime | None) -> str | None:
-    """RFC 3339 in UTC with milliseconds and a `Z`."""
-    if moment is None:
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def accepted_body(execution: Execution, webhook_error: str | None = None) -> dict[str, Any]:
@@ -28,11 +22,11 @@ def accepted_body(execution: Execution, webhook_error: str | None = None) -> dic
         "status": execution.status,
         "target": execution.target,
         "type": execution.target_type,
-        "created_at": timestamp(execution.created_at),
+        "created_at": rfc3339(execution.created_at),
         "webhook_registered": execution.webhook_registered,
     }
     if execution.run_at > execution.created_at and execution.status == "queued" and not execution.attempt:
-        body["run_at"] = timestamp(execution.run_at)  # delayed: not dispatched before then
+        body["run_at"] = rfc3339(execution.run_at)  # delayed: not dispatched before then
     if webhook_error:
         body["webhook_error"] = webhook_error
     return body
@@ -64,9 +58,9 @@ def status_body(execution: Execution, webhook_events: list[dict[str, Any]] | Non
         "error_details": execution.error_details,
         "progress": execution.progress,
         "priority": execution.priority,
-        "created_at": timestamp(execution.created_at),
-        "started_at": timestamp(execution.started_at),
-        "completed_at": timestamp(execution.completed_at),
+        "created_at": rfc3339(execution.created_at),
+        "started_at": rfc3339(execution.started_at),
+        "completed_at": rfc3339(execution.completed_at),
         "duration_ms": duration_ms(execution),
         "attempt": execution.attempt,
         "max_attempts": execution.max_attempts,

@@ -16,8 +16,9 @@ from django.views.decorators.csrf import csrf_exempt
 from agentfield_project.exceptions import error_response
 from agentfield_project.parsers import loads
 from agentfield_project.runtime.handler import release_request_thread
+from agentfield_project.timestamps import rfc3339
 from executions import services, waiting
-from executions.api.serializers import accepted_body, status_bodies, timestamp
+from executions.api.serializers import accepted_body, status_bodies
 from executions.models import TERMINAL, Execution
 from nodes import policy, throttling
 from nodes.policy import Principal
@@ -33,7 +34,7 @@ def _terminal(execution_id: str) -> dict | None:
     if execution is None:
         return None
     body = status_bodies([execution])[execution.id]
-    body["finished_at"] = timestamp(execution.completed_at)
+    body["finished_at"] = rfc3339(execution.completed_at)
     return body
 
 

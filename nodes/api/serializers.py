@@ -10,12 +10,9 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from agentfield_project.timestamps import rfc3339
 from nodes import client
 from nodes.models import Node, NodeInstance
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 class StrictCharField(serializers.CharField):
@@ -150,10 +147,10 @@ def node_representation(node: Node, now: datetime) -> dict:
         "metadata": node.metadata,
         "health_status": health,
         "lifecycle_status": lifecycle,
-        "last_heartbeat": _iso(node.last_heartbeat_at),
-        "registered_at": _iso(node.registered_at),
-        "restarted_at": _iso(node.restarted_at),
-        "shutdown_at": _iso(node.shutdown_at),
+        "last_heartbeat": rfc3339(node.last_heartbeat_at),
+        "registered_at": rfc3339(node.registered_at),
+        "restarted_at": rfc3339(node.restarted_at),
+        "shutdown_at": rfc3339(node.shutdown_at),
         "instances": [instance_representation(instance, now) for instance in node.instances.all()],
     }
 
@@ -165,7 +162,7 @@ def instance_representation(instance: NodeInstance, now: datetime) -> dict:
         "base_url": instance.base_url,
         "health_status": instance.health_status(now, settings.AGENTFIELD_NODE_LIVENESS_SECONDS),
         "lifecycle_status": instance.lifecycle_status,
-        "registered_at": _iso(instance.registered_at),
-        "last_heartbeat": _iso(instance.last_heartbeat_at),
-        "shutdown_at": _iso(instance.shutdown_at),
+        "registered_at": rfc3339(instance.registered_at),
+        "last_heartbeat": rfc3339(instance.last_heartbeat_at),
+        "shutdown_at": rfc3339(instance.shutdown_at),
     }
