@@ -69,13 +69,17 @@ def _check_string(text: str) -> None:
         raise ParseError("lone surrogate in JSON string") from exc
 
 
+def parse_body(raw: bytes) -> Any:
+    """A request's JSON body: {} when there is none (as DRF gives), a 400 for blank or bad JSON."""
+    if not raw:
+        return {}
+    if not raw.strip():
+        raise ParseError("request body is empty; expected a JSON object")
+    return loads(raw)
+
+
 class StrictJSONParser(JSONParser):
     """DRF's JSON parser with an explicit depth limit and PostgreSQL-safe strings."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        if stream is None:
-            return {}
-        raw = stream.read()
-        if not raw.strip():
-            raise ParseError("request body is empty; expected a JSON object")
-        return loads(raw)
+        return parse_body(b"" if stream is None else stream.read())

@@ -9,6 +9,9 @@ credentials, see daphne_server.py), then one thread runs the request as a WSGI s
 through Django's public WSGIHandler with the sync middleware chain, and hands back the finished
 response, which the loop sends.
 
+In that thread a view marked `served_directly` (the SDK's hot routes) is called by direct.py without
+Django's request layers, when the request is plain enough (no cookie, no query, a JSON body).
+
 Only requests whose view is a coroutine function stay on the ASGI path: the synchronous execute,
 which waits for the callback, and the event stream (executions/api/sync.py, executions/sse.py).
 They hold no thread while they wait. Everything else, including the admin and the dashboard,
@@ -24,12 +27,15 @@ import io
 import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.urls import Resolver404, resolve
+
+from agentfield_project.runtime import direct
 
 Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 EXPRESS_THREADS = 2
@@ -57,7 +63,8 @@ class SyncPath:
         self.express_pool = ThreadPoolExecutor(EXPRESS_THREADS, thread_name_prefix="request-express")
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or _needs_event_loop(scope["path"]):
+        route = None if scope["type"] != "http" else _route(scope["path"])
+        if route is None or route.is_async:
             await self.asgi_app(scope, receive, send)
             return
         body = await _read_body(receive)
@@ -66,9 +73,11 @@ class SyncPath:
         if self.before is not None:
             await self.before(scope)
         pool = self.express_pool if self.express(scope["path"]) else self.pool
-        status, headers, content = await asyncio.get_running_loop().run_in_executor(
-            pool, self._respond, environ(scope, body)
-        )
+        if direct.serves(route.view_class, scope["method"]) and direct.accepts(scope, body):
+            call = functools.partial(direct.respond, route.view_class, route.kwargs, environ(scope, body), body)
+        else:
+            call = functools.partial(self._respond, environ(scope, body))
+        status, headers, content = await asyncio.get_running_loop().run_in_executor(pool, call)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
 
@@ -87,20 +96,24 @@ class SyncPath:
         return started["status"], started["headers"], content
 
 
-def _needs_event_loop(path: str) -> bool:
-    """Whether the route's view is async (it waits, or streams), or the path is a static file."""
-    return path.startswith(settings.STATIC_URL) or _async_view(path)
+@dataclass(frozen=True)
+class Route:
+    is_async: bool  # the view waits or streams: it stays on the ASGI path (so do static files)
+    view_class: type | None = None  # a class-based view's class (direct.py may call it)
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 # The SDK asks for the same paths again and again (its node's heartbeat, an execution's status,
 # logs and memory): remembering the answer saves resolving every URL twice.
 @functools.lru_cache(maxsize=4096)
-def _async_view(path: str) -> bool:
+def _route(path: str) -> Route:
+    if path.startswith(settings.STATIC_URL):
+        return Route(is_async=True)
     try:
         match = resolve(path)
     except Resolver404:
-        return False  # Django's 404 JSON, on the sync path
-    return iscoroutinefunction(match.func)
+        return Route(is_async=False)  # Django's 404 JSON, on the sync path
+    return Route(iscoroutinefunction(match.func), getattr(match.func, "cls", None), match.kwargs)
 
 
 async def _read_body(receive: Callable) -> bytes | None:

@@ -42,6 +42,8 @@ def permitted(request, ref: memory.ScopeRef, write: bool) -> memory.ScopeRef:
 
 
 class MemorySetView(APIView):
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+
     def post(self, request):
         body = body_of(request)
         key = memory.check_key(body.get("key"))
@@ -54,6 +56,8 @@ class MemorySetView(APIView):
 
 
 class MemoryGetView(APIView):
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+
     def post(self, request):
         body = body_of(request)
         key = memory.check_key(body.get("key"))

@@ -39,6 +39,8 @@ def accepted_response(execution: Execution, webhook_error: str | None, created: 
 class ExecuteAsyncView(APIView):
     """POST /api/v1/execute/async/{node}.{name}: queue it and answer 202 at once."""
 
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+
     throttle_scope = "execute"
 
     def post(self, request, target: str):
@@ -48,6 +50,8 @@ class ExecuteAsyncView(APIView):
 
 
 class ExecutionDetailView(APIView):
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+
     def get(self, request, execution_id: str):
         execution = services.get_execution(execution_id)
         access.check(principal_of(request), execution, policy.may_read)
@@ -140,6 +144,8 @@ class BatchStatusView(APIView):
 class CallbackView(APIView):
     """POST /api/v1/executions/{id}/status: the agent's completion or progress report."""
 
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+
     def post(self, request, execution_id: str):
         callback = callbacks.parse_callback(request.data)
         principal = principal_of(request)
@@ -191,12 +197,16 @@ class RestartView(APIView):
 
 
 class LogsView(APIView):
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+
     def post(self, request, execution_id: str):
         stored = callbacks.store_logs(execution_id, request.data, timezone.now(), principal_of(request))
         return Response({"success": True, "stored": stored}, status=status.HTTP_202_ACCEPTED)
 
 
 class StepEventView(APIView):
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+
     def post(self, request):
         callbacks.store_step_event(request.data, timezone.now(), principal_of(request))
         return Response({"success": True})

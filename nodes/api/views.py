@@ -117,6 +117,7 @@ class NodeDetailView(APIView):
 
 
 class HeartbeatView(APIView):
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
     throttle_scope = "node"
 
     @extend_schema(

@@ -1,0 +1,154 @@
+"""The SDK's hot routes: their DRF view method called directly, without the request machinery around it.
+
+An SDK agent fanning out a thousand `app.call`s sends the server about fourteen thousand small
+requests (submits, status polls and callbacks, log lines, step events, heartbeats, memory). Most
+of their CPU went to the layers around the view, not to the view: Django's WSGI request, eleven
+middlewares, URL resolving, DRF's Request wrapper, content negotiation and renderer selection
+(bench scenario 11). A view class that sets `served_directly = True` is instead called here with
+a `DirectRequest` (what its methods read: `data`, `headers`, `auth`, `user`, `method`), after the
+same steps DRF's `APIView.initial` takes (the view's authenticators, permissions and throttles);
+its exceptions go through the view's own `handle_exception` (so the one exception handler of
+agentfield_project/exceptions.py), and its Response is rendered by DRF's JSONRenderer. So the
+view method stays the one implementation of the route, and its DRF path still serves the same
+URL for anything `accepts()` turns away: a request with a cookie (a staff session, CSRF-checked
+by DRF), a query string, or a body that is not declared JSON.
+
+What the skipped middlewares did for these requests is done here: the response headers of
+SecurityMiddleware, XFrameOptionsMiddleware and ContentSecurityPolicyMiddleware are added, the
+request's database connections are handed back by the `request_started`/`request_finished`
+signals as Django's handler sends them, and a 4xx/5xx is logged on `django.request` as Django
+logs it. The tests (tests/agentfield_project/test_direct.py) send each direct route the same
+requests through both paths and compare the answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core import signals
+from django.http import HttpResponseBase, QueryDict
+from django.http.request import HttpHeaders
+from django.utils.functional import cached_property
+from django.utils.log import log_response
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response as DrfResponse
+
+from agentfield_project import parsers
+
+Response = tuple[int, list[tuple[bytes, bytes]], bytes]
+logger = logging.getLogger("django.request")
+_renderer = JSONRenderer()
+_EMPTY_QUERY = QueryDict()
+
+
+def serves(view_class: type | None, method: str) -> bool:
+    """Whether requests of `method` for `view_class` may take the direct path."""
+    return bool(getattr(view_class, "served_directly", False)) and hasattr(view_class, method.lower())
+
+
+def accepts(scope: dict, body: bytes) -> bool:
+    """Whether this request is plain enough for the direct path: no cookie, no query, no body or a JSON one."""
+    if scope.get("query_string"):
+        return False
+    json_body = not body
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            return False
+        if name == b"content-type":
+            json_body = value.startswith(b"application/json")
+    return json_body
+
+
+class DirectRequest:
+    """What a DRF view method reads of its request, from the WSGI environ and the body."""
+
+    user = None  # no session: only an API key (or the open API) authenticates here
+
+    def __init__(self, environ: dict[str, Any], body: bytes) -> None:
+        self.META = environ
+        self.method = environ["REQUEST_METHOD"]
+        self.path = environ["PATH_INFO"]
+        self.body = body
+        self.auth: Any = None
+        self.query_params = _EMPTY_QUERY
+        self._request = self  # DRF's SessionAuthentication reads `request._request.user`
+
+    @cached_property
+    def headers(self) -> HttpHeaders:
+        return HttpHeaders(self.META)
+
+    @cached_property
+    def data(self) -> Any:
+        return parsers.parse_body(self.body)
+
+
+def respond(view_class: type, kwargs: dict[str, Any], environ: dict[str, Any], body: bytes) -> Response:
+    """Run one request through `view_class`'s method; the finished response."""
+    signals.request_started.send(sender=DirectRequest, environ=environ)
+    try:
+        request = DirectRequest(environ, body)
+        response = _call(view_class, kwargs, request)
+        if response.status_code >= 400:
+            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+        return _encode(response)
+    finally:
+        signals.request_finished.send(sender=DirectRequest)
+
+
+def _call(view_class: type, kwargs: dict[str, Any], request: DirectRequest) -> HttpResponseBase:
+    view = view_class()
+    view.args, view.kwargs, view.request, view.format_kwarg, view.headers = (), kwargs, request, None, {}
+    try:
+        _initial(view, request)
+        return getattr(view, request.method.lower())(request, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the view's own handler decides, as under DRF
+        try:
+            return view.handle_exception(exc)
+        except Exception:  # noqa: BLE001 - uncaught: Django's handler500 would answer this JSON 500
+            logger.exception("Internal Server Error: %s", request.path)
+            response = DrfResponse({"error": "internal server error", "code": "server_error"}, status=500)
+            response._has_been_logged = True
+            return response
+
+
+def _initial(view: Any, request: DirectRequest) -> None:
+    """What `APIView.initial` checks before the handler: authentication, permissions, throttles."""
+    for authenticator in view.get_authenticators():
+        result = authenticator.authenticate(request)
+        if result is not None:
+            request.user, request.auth = result
+            break
+    for permission in view.get_permissions():
+        if not permission.has_permission(request, view):
+            raise exceptions.PermissionDenied(getattr(permission, "message", None))
+    for throttle in view.get_throttles():
+        if not throttle.allow_request(request, view):
+            raise exceptions.Throttled(throttle.wait())
+
+
+def _encode(response: HttpResponseBase) -> Response:
+    if isinstance(response, DrfResponse):
+        content = b"" if response.data is None else _renderer.render(response.data)
+        response["Content-Type"] = "application/json"
+    else:
+        content = response.content
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
+    headers += [(b"content-length", str(len(content)).encode()), *_security_headers()]
+    return response.status_code, headers, content
+
+
+def _security_headers() -> list[tuple[bytes, bytes]]:
+    """The headers the skipped middlewares would have added to an API response (settings at call time)."""
+    headers = [(b"x-frame-options", settings.X_FRAME_OPTIONS.encode())]
+    if settings.SECURE_CONTENT_TYPE_NOSNIFF:
+        headers.append((b"x-content-type-options", b"nosniff"))
+    if settings.SECURE_REFERRER_POLICY:
+        headers.append((b"referrer-policy", str(settings.SECURE_REFERRER_POLICY).encode()))
+    if settings.SECURE_CROSS_ORIGIN_OPENER_POLICY:
+        headers.append((b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode()))
+    if settings.AGENTFIELD_CONTENT_SECURITY_POLICY:
+        headers.append((b"content-security-policy", settings.AGENTFIELD_CONTENT_SECURITY_POLICY.encode()))
+    return headers

@@ -1,0 +1,221 @@
+"""agentfield_project/runtime/direct.py: the SDK's hot routes answered by their view method directly.
+
+Each case sends the same request twice through the server's synchronous path: once as the SDK
+sends it (the direct path) and once with a cookie, which sends it through Django and DRF whole.
+Both answers must agree: status, JSON body, and the headers a client reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+
+from agentfield_project.runtime import direct
+from agentfield_project.runtime.sync_path import SyncPath
+from executions.models import Execution, Status, TraceEntry
+from nodes import auth
+from nodes.models import ApiKey
+from tests.agentfield_project.test_sync_path import Recorder, run, scope
+from tests.factories import make_execution, make_node
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+JSON = (b"content-type", b"application/json")
+COOKIE = (b"cookie", b"theme=dark")  # no session: only sends the request down Django's whole path
+READ_HEADERS = (b"content-type", b"x-execution-id", b"x-run-id", b"location", b"retry-after", b"www-authenticate",
+                b"x-frame-options", b"x-content-type-options", b"referrer-policy", b"content-security-policy",
+                b"cross-origin-opener-policy")  # fmt: skip
+VOLATILE = (
+    "timestamp",
+    "created_at",
+    "updated_at",
+    "completed_at",
+    "started_at",
+    "duration_ms",
+    "execution_id",
+    "run_id",
+    "workflow_id",
+    "id",
+)
+
+
+@pytest.fixture
+def served(monkeypatch) -> list[str]:
+    """The paths the direct path answered."""
+    paths: list[str] = []
+    respond = direct.respond
+
+    def counting(view_class, kwargs, environ, body):
+        paths.append(environ["PATH_INFO"])
+        return respond(view_class, kwargs, environ, body)
+
+    monkeypatch.setattr(direct, "respond", counting)
+    return paths
+
+
+def send(method: str, path: str, body: object = None, headers: tuple = (), *, cookie: bool = False):
+    raw = b"" if body is None else json.dumps(body).encode()
+    sent = [*headers, *([JSON] if raw else []), *([COOKIE] if cookie else [])]
+    status, answer_headers, content = run(SyncPath(Recorder(), threads=1), scope(method, path, sent), raw)
+    return status, {name: answer_headers.get(name) for name in READ_HEADERS}, json.loads(content or b"null")
+
+
+def _without_volatile(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: "*" if key in VOLATILE else _without_volatile(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_volatile(item) for item in value]
+    return value
+
+
+def both_ways(request: Callable[[], tuple], served: list[str]) -> tuple:
+    """The answer of the direct path, after checking that Django's whole path answers the same."""
+    count = len(served)
+    method, path, body, headers = request()
+    direct_answer = send(method, path, body, headers)
+    assert len(served) == count + 1, "the request did not take the direct path"
+    method, path, body, headers = request()
+    django_answer = send(method, path, body, headers, cookie=True)
+    assert len(served) == count + 1, "the request with a cookie took the direct path"
+    status, headers_read, content = direct_answer
+    assert (status, headers_read.keys()) == (django_answer[0], django_answer[1].keys())
+    for name in READ_HEADERS:  # ids differ between the two requests; presence and shape must not
+        if name in (b"x-execution-id", b"x-run-id", b"location"):
+            assert (headers_read[name] is None) == (django_answer[1][name] is None), name
+        else:
+            assert headers_read[name] == django_answer[1][name], name
+    assert _without_volatile(content) == _without_volatile(django_answer[2])
+    return direct_answer
+
+
+def running(node) -> Callable[[], tuple]:
+    """A fresh running execution per call, and the terminal callback for it."""
+
+    def request() -> tuple:
+        execution = make_execution(node, status=Status.RUNNING, attempt=1)
+        return "POST", f"/api/v1/executions/{execution.id}/status", {"status": "succeeded", "result": {"n": 1}}, ()
+
+    return request
+
+
+def test_each_hot_route_answers_as_djangos_whole_path_does(served):
+    node = make_node("hot")
+    execution = make_execution(node, status=Status.RUNNING, attempt=1)
+    context = ((b"x-run-id", execution.run_id.encode()), (b"x-execution-id", execution.id.encode()))
+    log = {"entries": [{"level": "info", "message": "one", "execution_id": execution.id}]}
+    step = {"execution_id": execution.id, "status": "running", "reasoner_id": "echo", "agent_node_id": "hot"}
+    cases = {
+        "execute": lambda: ("POST", "/api/v1/execute/async/hot.echo", {"input": {"a": 1}}, context),
+        "execute, unknown reasoner": lambda: ("POST", "/api/v1/execute/async/hot.nope", {"input": {}}, ()),
+        "poll": lambda: ("GET", f"/api/v1/executions/{execution.id}", None, ()),
+        "poll, unknown": lambda: ("GET", "/api/v1/executions/exec_missing", None, ()),
+        "logs": lambda: ("POST", f"/api/v1/executions/{execution.id}/logs", log, ()),
+        "logs, bad body": lambda: ("POST", f"/api/v1/executions/{execution.id}/logs", {"entries": "x"}, ()),
+        "logs, unknown execution": lambda: ("POST", "/api/v1/executions/exec_missing/logs", log, ()),
+        "step event": lambda: ("POST", "/api/v1/workflow/executions/events", step, ()),
+        "heartbeat": lambda: ("POST", "/api/v1/nodes/hot/heartbeat", {"status": "ready"}, ()),
+        "heartbeat, no body": lambda: ("POST", "/api/v1/nodes/hot/heartbeat", None, ()),
+        "heartbeat, unknown node": lambda: ("POST", "/api/v1/nodes/gone/heartbeat", {}, ()),
+        "memory set": lambda: ("POST", "/api/v1/memory/set", {"key": "k", "data": {"v": 1}}, context),
+        "memory get": lambda: ("POST", "/api/v1/memory/get", {"key": "k"}, context),
+        "memory get, miss": lambda: ("POST", "/api/v1/memory/get", {"key": "none"}, context),
+        "callback": running(node),
+        "callback, unknown status": lambda: ("POST", f"/api/v1/executions/{execution.id}/status", {"status": "x"}, ()),
+    }
+    statuses = {name: both_ways(request, served)[0] for name, request in cases.items()}
+    assert statuses == {
+        "execute": 202, "execute, unknown reasoner": 404, "poll": 200, "poll, unknown": 404, "logs": 202,
+        "logs, bad body": 400, "logs, unknown execution": 404, "step event": 200, "heartbeat": 200,
+        "heartbeat, no body": 200, "heartbeat, unknown node": 404, "memory set": 200, "memory get": 200,
+        "memory get, miss": 404, "callback": 200, "callback, unknown status": 400,
+    }  # fmt: skip
+    assert TraceEntry.objects.filter(execution_id=execution.id, kind=TraceEntry.Kind.LOG).count() == 2
+
+
+def test_malformed_json_is_the_same_400_on_both_paths(served):
+    make_node("hot")
+    for cookie in (False, True):
+        status, _, content = run(
+            SyncPath(Recorder(), threads=1),
+            scope("POST", "/api/v1/nodes/hot/heartbeat", [JSON, *([COOKIE] if cookie else [])]),
+            b'{"status": ',
+        )
+        assert status == 400 and json.loads(content)["code"] == "parse_error"
+    assert served == ["/api/v1/nodes/hot/heartbeat"]
+
+
+def test_keys_are_checked_as_drf_checks_them(served):
+    make_node("hot")
+    _, agent_key = auth.issue_key("agent", role="agent", node_ids=["other"])
+    _, admin_key = auth.issue_key("admin")
+    beat = lambda key: lambda: ("POST", "/api/v1/nodes/hot/heartbeat", {}, ((b"x-api-key", key.encode()),))  # noqa: E731
+    missing = both_ways(lambda: ("POST", "/api/v1/nodes/hot/heartbeat", {}, ()), served)
+    assert missing[0] == 401 and missing[1][b"www-authenticate"] == b'Bearer realm="api"'
+    assert both_ways(beat("afk_wrong"), served)[0] == 401
+    assert both_ways(beat(agent_key), served)[0] == 403  # an agent key serves only its own nodes
+    assert both_ways(beat(admin_key), served)[0] == 200
+    assert ApiKey.objects.get(name="admin").last_used_at is not None
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(served, settings):
+    settings.AGENTFIELD_RATE_LIMITS = {**settings.AGENTFIELD_RATE_LIMITS, "node": "1/min:1"}
+    make_node("hot")
+    _, key = auth.issue_key("admin")
+    headers = ((b"x-api-key", key.encode()),)
+    assert send("POST", "/api/v1/nodes/hot/heartbeat", {}, headers)[0] == 200
+    status, headers_read, content = send("POST", "/api/v1/nodes/hot/heartbeat", {}, headers)
+    assert status == 429 and content["code"] == "throttled" and int(headers_read[b"retry-after"]) >= 1
+    assert len(served) == 2
+
+
+@pytest.mark.parametrize(
+    "extra, query, body",
+    [
+        ((COOKIE,), b"", b"{}"),  # a staff session is DRF's to check (CSRF)
+        ((), b"x=1", b"{}"),  # a query string: RejectNulCharactersMiddleware reads it
+        (((b"content-type", b"text/plain"),), b"", b"{}"),  # DRF answers 415
+        ((), b"", b"{}"),  # a body without a content type: DRF does not parse it
+    ],
+)
+def test_anything_unusual_takes_djangos_whole_path(served, extra, query, body):
+    make_node("hot")
+    request_scope = scope("POST", "/api/v1/nodes/hot/heartbeat", list(extra), query)
+    run(SyncPath(Recorder(), threads=1), request_scope, body)
+    assert served == []
+
+
+def test_routes_that_are_not_hot_take_djangos_whole_path(served):
+    make_node("hot")
+    assert send("GET", "/api/v1/nodes/hot")[0] == 200
+    assert send("POST", "/api/v1/executions/batch-status", {"execution_ids": []})[0] in (200, 400)
+    assert served == []
+
+
+def test_the_requests_database_connection_goes_back_after_a_direct_request(served):
+    make_node("hot")
+    app = SyncPath(Recorder(), threads=1)
+    assert run(app, scope("POST", "/api/v1/nodes/hot/heartbeat", [JSON]), b"{}")[0] == 200
+    assert served and app.pool.submit(lambda: connection.connection is None).result()
+
+
+def test_an_unexpected_error_is_a_logged_json_500(served, monkeypatch, caplog):
+    make_node("hot")
+    from nodes.api.views import HeartbeatView
+
+    def broken(self, request, node_id):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(HeartbeatView, "post", broken)
+    status, _, content = send("POST", "/api/v1/nodes/hot/heartbeat", {})
+    assert (status, content) == (500, {"error": "internal server error", "code": "server_error"})
+    assert "boom" in caplog.text and served
+
+
+def test_a_terminal_callback_on_the_direct_path_finishes_the_execution(served):
+    execution = make_execution(make_node("hot"), status=Status.RUNNING, attempt=1)
+    status, _, content = send("POST", f"/api/v1/executions/{execution.id}/status", {"status": "failed", "error": "x"})
+    assert (status, content["status"]) == (200, "failed")
+    assert Execution.objects.get(pk=execution.id).status == Status.FAILED
