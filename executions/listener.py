@@ -65,7 +65,7 @@ class Listener:
     async def run(self) -> None:
         """Run until cancelled: connect, catch up, wait for a wake-up, catch up, ..."""
         await listen_forever(
-            events.CHANNEL,
+            [events.CHANNEL],
             self.session,
             name="event listener",
             backoff_cap=settings.AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS,

@@ -104,7 +104,7 @@ class MemoryFeed:
         self.subscriptions.discard(subscription)
 
     async def run(self) -> None:
-        await listen_forever(MEMORY_CHANNEL, self.session, name="memory event feed", backoff_cap=5.0)
+        await listen_forever([MEMORY_CHANNEL], self.session, name="memory event feed", backoff_cap=5.0)
 
     async def session(self, conn: psycopg.AsyncConnection) -> None:
         if not self._last_id:

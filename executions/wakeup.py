@@ -6,15 +6,14 @@ so a missed notification costs at most one poll interval.
 
 from __future__ import annotations
 
-import logging
 import threading
 
 import psycopg
 
-from agentfield_project.postgres import availability
-from agentfield_project.postgres.listen import listen_params
+from agentfield_project.postgres.listen import listen_until
 
-logger = logging.getLogger(__name__)
+# The listener's own pause between connection attempts never grows beyond this.
+BACKOFF_CAP_SECONDS = 10.0
 
 
 class Wakeup:
@@ -32,7 +31,6 @@ class Wakeup:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="wakeup-listener", daemon=True)
         self._listen_enabled = listen
-        self._params = {**listen_params(), "autocommit": True, "application_name": "agentfield-dispatcher-wakeup"}
 
     def start(self) -> None:
         if self._listen_enabled:
@@ -64,21 +62,14 @@ class Wakeup:
         self.event.clear()
 
     def _listen(self) -> None:
-        failures = 0
-        outage = availability.Outage("dispatcher LISTEN")
+        listen_until(
+            self._stopping, self._channels, self._session, name="dispatcher wakeup", backoff_cap=BACKOFF_CAP_SECONDS
+        )
+
+    def _session(self, conn: psycopg.Connection) -> None:
+        """Poke every channel (anything committed while we were away is due now), then each notified one."""
+        for channel in self._channels:
+            self.poke(channel)
         while not self._stopping.is_set():
-            try:
-                with psycopg.connect(**self._params) as conn:
-                    for channel in self._channels:
-                        conn.execute(f'LISTEN "{channel}"')
-                    failures = 0
-                    outage.recovered()
-                    for channel in self._channels:  # anything committed while we were away is due now
-                        self.poke(channel)
-                    while not self._stopping.is_set():
-                        for notify in conn.notifies(timeout=1.0, stop_after=1):
-                            self.poke(notify.channel)
-            except psycopg.Error as exc:
-                failures += 1
-                outage.failed(exc)
-                self._stopping.wait(availability.backoff_seconds(failures, cap=10.0))
+            for notify in conn.notifies(timeout=1.0, stop_after=1):
+                self.poke(notify.channel)
