@@ -9,6 +9,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agentfield_project.timestamps import rfc3339
 from executions import access, memory, memory_events
 from executions.exceptions import InvalidMemoryRequest
 from executions.models import MemoryEntry
@@ -19,7 +20,12 @@ from nodes.exceptions import NotPermitted
 def entry_representation(entry: MemoryEntry) -> dict[str, Any]:
     """The wire form of one entry (data is the stored JSON value, not a string)."""
     body = {"key": entry.key, "data": entry.data}
-    body.update(scope=entry.scope, scope_id=entry.scope_id, created_at=entry.created_at, updated_at=entry.updated_at)
+    body.update(
+        scope=entry.scope,
+        scope_id=entry.scope_id,
+        created_at=rfc3339(entry.created_at),
+        updated_at=rfc3339(entry.updated_at),
+    )
     return body
 
 
