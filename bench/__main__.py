@@ -68,6 +68,7 @@ class Context:
     waiters: int = 200
     streams: int = 1_000
     handoff: int = 200
+    server_env: dict[str, str] = field(default_factory=dict)  # scenarios 3 and 6: settings of the server
     pruned_rows: int = 200_000
     route_requests: int = 500
     sweep: bool = False
@@ -90,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-clients", type=int, default=16, help="scenario 3: concurrent HTTP clients")
     parser.add_argument(
         "--server-processes", type=int, default=1, help="scenario 3: `manage.py serve --processes` (daphne processes)"
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="scenarios 3 and 6: a setting of the server (e.g. AGENTFIELD_SDK_POLL_HOLD_SECONDS=0); repeatable",
     )
     parser.add_argument("--latency-samples", type=int, default=200, help="scenario 4: enqueues per run")
     parser.add_argument("--scale-finished", default="10000,100000", help="scenario 5: finished rows in the table")
@@ -129,6 +137,7 @@ def _context(options: argparse.Namespace) -> Context:
         api_executions=options.api_executions,
         api_clients=options.api_clients,
         server_processes=options.server_processes,
+        server_env=dict(pair.split("=", 1) for pair in options.server_env),
         latency_samples=options.latency_samples,
         scale_finished=ints(options.scale_finished),
         scale_queued=options.scale_queued,

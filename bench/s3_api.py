@@ -18,11 +18,11 @@ from bench import ours, procs
 from bench.report import Row, percentile, progress
 
 
-def start_server(bench: ours.Bench, processes: int = 1) -> tuple[procs.Process, str]:
+def start_server(bench: ours.Bench, processes: int = 1, **settings: str) -> tuple[procs.Process, str]:
     """`manage.py serve` on a free loopback port against the bench database; returns it once healthy."""
     port = procs.free_port()
     args = [sys.executable, "manage.py", "serve", "--port", str(port), "--processes", str(processes)]
-    server = procs.Process("serve", args, procs.env_for(bench.url))
+    server = procs.Process("serve", args, procs.env_for(bench.url, **settings))
     url = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -85,7 +85,7 @@ def run(ctx) -> list[Row]:
         Row("3", "API POST latency", "p50", "ms"),
         Row("3", "API POST latency", "p99", "ms"),
     ]
-    server, url = start_server(bench, ctx.server_processes)
+    server, url = start_server(bench, ctx.server_processes, **ctx.server_env)
     bench.start_dispatcher()
     try:
         for rep in range(ctx.repeat):

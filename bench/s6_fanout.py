@@ -84,7 +84,7 @@ def run(ctx) -> list[Row]:
     bench = ours.Bench.start(ctx.server)
     seconds = Row("6", f"fan-out: 1 SDK reasoner app.call × {ctx.fanout:,}", "time to all done", "s")
     rate = Row("6", f"fan-out: 1 SDK reasoner app.call × {ctx.fanout:,}", "children/s", "exec/s")
-    server, url = s3_api.start_server(bench)
+    server, url = s3_api.start_server(bench, **ctx.server_env)
     port = int(url.rsplit(":", 1)[1])
     bench.start_dispatcher()
     agent = _start_agent(url)

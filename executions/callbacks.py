@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from agentfield_project.exceptions import DomainError
 from executions import access, statuses
 from executions.exceptions import ExecutionError, InvalidTransition
 from executions.models import Execution, Status, TraceEntry
@@ -142,13 +143,57 @@ def _run_again(execution: Execution, reason: str, now: datetime) -> None:
 
 _INSERT_LOGS = """
 INSERT INTO executions_traceentry (execution_id, kind, level, message, data, created_at)
-SELECT %s, %s, level, message, data, %s
-  FROM unnest(%s::text[], %s::text[], %s::jsonb[]) AS entry(level, message, data)
+SELECT execution_id, %s, level, message, data, %s
+  FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[]) AS entry(execution_id, level, message, data)
 """
+
+
+@dataclass(frozen=True)
+class LogPost:
+    """One request's log lines: for which execution, the body as sent, and who sent it."""
+
+    execution_id: str
+    body: Any
+    principal: Principal = policy.OPEN
 
 
 def store_logs(execution_id: str, body: Any, now: datetime, principal: Principal = policy.OPEN) -> int:
     """Keep the SDK's structured log lines as the trace of an existing execution (one INSERT)."""
+    [stored] = store_log_posts([LogPost(execution_id, body, principal)], now)
+    if isinstance(stored, Exception):
+        raise stored
+    return stored
+
+
+def store_log_posts(posts: list[LogPost], now: datetime) -> list[int | DomainError]:
+    """Each post's number of lines stored, or the error that refused it; the accepted lines of all in one INSERT.
+
+    A post is refused alone (a bad body, an unknown execution, one its key may not report on); a
+    database error fails them all.
+    """
+    results: list[int | DomainError] = []
+    rows: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
+    for post in posts:
+        try:
+            entries = _log_entries(post.body)
+            # An unknown (or over-long) id would leave orphan rows, or fail the INSERT with a 500.
+            access.check(post.principal, access.reportable(post.execution_id), policy.may_report)
+        except DomainError as error:  # ExecutionError, or the nodes app's NotPermitted
+            results.append(error)
+            continue
+        rows[0].extend([post.execution_id] * len(entries))
+        rows[1].extend(str(entry.get("level") or "info")[:16] for entry in entries)
+        rows[2].extend(str(entry.get("message") or "")[:MAX_MESSAGE] for entry in entries)
+        rows[3].extend(json.dumps({key: value for key, value in entry.items() if key not in ("message", "level")})
+                       for entry in entries)  # fmt: skip
+        results.append(len(entries))
+    if rows[0]:
+        with connection.cursor() as cursor:  # one statement in autocommit: one round trip, no BEGIN/COMMIT
+            cursor.execute(_INSERT_LOGS, [TraceEntry.Kind.LOG, now, *rows])
+    return results
+
+
+def _log_entries(body: Any) -> list[dict]:
     entries = body.get("entries") if isinstance(body, dict) else None
     if entries is None and isinstance(body, dict):
         entries = [body]
@@ -156,15 +201,7 @@ def store_logs(execution_id: str, body: Any, now: datetime, principal: Principal
         raise ExecutionError("logs body must be {'entries': [objects]}")
     if len(entries) > MAX_TRACE_ENTRIES:
         raise ExecutionError(f"at most {MAX_TRACE_ENTRIES} log entries per request")
-    # An unknown (or over-long) id would leave orphan rows, or fail the INSERT with a 500.
-    access.check(principal, access.reportable(execution_id), policy.may_report)
-    levels = [str(entry.get("level") or "info")[:16] for entry in entries]
-    messages = [str(entry.get("message") or "")[:MAX_MESSAGE] for entry in entries]
-    datas = [json.dumps({key: value for key, value in entry.items() if key not in ("message", "level")})
-             for entry in entries]  # fmt: skip
-    with connection.cursor() as cursor:  # one statement in autocommit: one round trip, no BEGIN/COMMIT
-        cursor.execute(_INSERT_LOGS, [execution_id, TraceEntry.Kind.LOG, now, levels, messages, datas])
-    return len(entries)
+    return entries
 
 
 def store_step_event(body: Any, now: datetime, principal: Principal = policy.OPEN) -> TraceEntry:

@@ -49,6 +49,11 @@ def serves(view_class: type | None, method: str) -> bool:
     return bool(getattr(view_class, "served_directly", False)) and hasattr(view_class, method.lower())
 
 
+def batches(view_class: type | None, method: str) -> bool:
+    """Whether POSTs to `view_class` are answered in batches (`respond_batch`, its `post_batch`)."""
+    return method == "POST" and serves(view_class, method) and hasattr(view_class, "post_batch")
+
+
 def accepts(scope: dict, body: bytes) -> bool:
     """Whether this request is plain enough for the direct path: no cookie, no query, no body or a JSON one."""
     if scope.get("query_string"):
@@ -89,29 +94,70 @@ def respond(view_class: type, kwargs: dict[str, Any], environ: dict[str, Any], b
     """Run one request through `view_class`'s method; the finished response."""
     signals.request_started.send(sender=DirectRequest, environ=environ)
     try:
-        request = DirectRequest(environ, body)
-        response = _call(view_class, kwargs, request)
-        if response.status_code >= 400:
-            log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-        return _encode(response)
+        view, request = prepare(view_class, kwargs, environ, body)
+        try:
+            _initial(view, request)
+            response = getattr(view, request.method.lower())(request, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the view's own handler decides, as under DRF
+            response = handled(view, exc)
+        return finish(request, response)
     finally:
         signals.request_finished.send(sender=DirectRequest)
 
 
-def _call(view_class: type, kwargs: dict[str, Any], request: DirectRequest) -> HttpResponseBase:
+def respond_batch(view_class: type, requests: list[tuple[dict[str, Any], dict[str, Any], bytes]]) -> list[Response]:
+    """Run requests for one `served_in_batches` view together: its `post_batch` gets those that pass
+    the checks (authenticated, permitted, not throttled, a body that parses) in one call."""
+    signals.request_started.send(sender=DirectRequest, environ=requests[0][1])
+    try:
+        prepared = [prepare(view_class, kwargs, environ, body) for kwargs, environ, body in requests]
+        answers: list[HttpResponseBase | None] = [None] * len(prepared)
+        admitted = []
+        for index, (view, request) in enumerate(prepared):
+            try:
+                _initial(view, request)
+                request.data  # noqa: B018 - a body that does not parse is this request's 400, not the batch's
+                admitted.append(index)
+            except Exception as exc:  # noqa: BLE001
+                answers[index] = handled(view, exc)
+        try:
+            results = view_class.post_batch([(prepared[index][1], prepared[index][0].kwargs) for index in admitted])
+        except Exception as exc:  # noqa: BLE001 - e.g. the database is away: each request answers it
+            results = [exc] * len(admitted)
+        for index, result in zip(admitted, results, strict=True):
+            view = prepared[index][0]
+            answers[index] = handled(view, result) if isinstance(result, Exception) else result
+        return [finish(request, answer) for (_, request), answer in zip(prepared, answers, strict=True)]
+    finally:
+        signals.request_finished.send(sender=DirectRequest)
+
+
+def prepare(
+    view_class: type, kwargs: dict[str, Any], environ: dict[str, Any], body: bytes
+) -> tuple[Any, DirectRequest]:
+    """A view instance set up as `APIView.as_view` would set it up, and its request."""
+    request = DirectRequest(environ, body)
     view = view_class()
     view.args, view.kwargs, view.request, view.format_kwarg, view.headers = (), kwargs, request, None, {}
+    return view, request
+
+
+def handled(view: Any, exc: Exception) -> HttpResponseBase:
+    """The view's answer to `exc` (its exception handler); an uncaught one is a logged JSON 500."""
     try:
-        _initial(view, request)
-        return getattr(view, request.method.lower())(request, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - the view's own handler decides, as under DRF
-        try:
-            return view.handle_exception(exc)
-        except Exception:  # noqa: BLE001 - uncaught: Django's handler500 would answer this JSON 500
-            logger.exception("Internal Server Error: %s", request.path)
-            response = DrfResponse({"error": "internal server error", "code": "server_error"}, status=500)
-            response._has_been_logged = True
-            return response
+        return view.handle_exception(exc)
+    except Exception:  # noqa: BLE001 - uncaught: Django's handler500 would answer this JSON 500
+        logger.exception("Internal Server Error: %s", view.request.path, exc_info=exc)
+        response = DrfResponse({"error": "internal server error", "code": "server_error"}, status=500)
+        response._has_been_logged = True
+        return response
+
+
+def finish(request: DirectRequest, response: HttpResponseBase) -> Response:
+    """Log a 4xx/5xx as Django does and encode the response for the event loop to send."""
+    if response.status_code >= 400:
+        log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+    return _encode(response)
 
 
 def _initial(view: Any, request: DirectRequest) -> None:

@@ -36,6 +36,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.urls import Resolver404, resolve
 
 from agentfield_project.runtime import direct
+from agentfield_project.runtime.batching import Batches
 
 Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 EXPRESS_THREADS = 2
@@ -61,6 +62,7 @@ class SyncPath:
         # the SDK gives a heartbeat 5 s before it declares the server lost and stops its calls.
         self.express = express
         self.express_pool = ThreadPoolExecutor(EXPRESS_THREADS, thread_name_prefix="request-express")
+        self.batches = Batches()  # requests to views with `post_batch` (the SDK's log lines), see batching.py
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         route = None if scope["type"] != "http" else _route(scope["path"])
@@ -72,14 +74,21 @@ class SyncPath:
             return  # the client went away before sending its body
         if self.before is not None:
             await self.before(scope)
-        pool = self.express_pool if self.express(scope["path"]) else self.pool
-        if direct.serves(route.view_class, scope["method"]) and direct.accepts(scope, body):
-            call = functools.partial(direct.respond, route.view_class, route.kwargs, environ(scope, body), body)
-        else:
-            call = functools.partial(self._respond, environ(scope, body))
-        status, headers, content = await asyncio.get_running_loop().run_in_executor(pool, call)
+        status, headers, content = await self._answer(route, scope, body)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    async def _answer(self, route: Route, scope: dict, body: bytes) -> Response:
+        env = environ(scope, body)
+        plain = direct.accepts(scope, body)
+        if plain and direct.batches(route.view_class, scope["method"]):
+            return await self.batches.answer(route.view_class, (route.kwargs, env, body))
+        if plain and direct.serves(route.view_class, scope["method"]):
+            call = functools.partial(direct.respond, route.view_class, route.kwargs, env, body)
+        else:
+            call = functools.partial(self._respond, env)
+        pool = self.express_pool if self.express(scope["path"]) else self.pool
+        return await asyncio.get_running_loop().run_in_executor(pool, call)
 
     def _respond(self, env: dict[str, Any]) -> Response:
         started: dict[str, Any] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentfield_project.postgres import availability
+from agentfield_project.timestamps import rfc3339
 from executions import access, approvals, callback_spool, callbacks, services, statuses, steering
 from executions.api.serializers import accepted_body, status_bodies
 from executions.exceptions import ExecutionError
@@ -197,11 +199,24 @@ class RestartView(APIView):
 
 
 class LogsView(APIView):
-    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py), in batches
 
     def post(self, request, execution_id: str):
         stored = callbacks.store_logs(execution_id, request.data, timezone.now(), principal_of(request))
-        return Response({"success": True, "stored": stored}, status=status.HTTP_202_ACCEPTED)
+        return logs_stored(stored)
+
+    @staticmethod
+    def post_batch(calls: list[tuple[Any, dict[str, str]]]) -> list[Response | Exception]:
+        """`post` for many requests at once: every accepted line in one INSERT (runtime/batching.py)."""
+        posts = [
+            callbacks.LogPost(kwargs["execution_id"], request.data, principal_of(request)) for request, kwargs in calls
+        ]
+        results = callbacks.store_log_posts(posts, timezone.now())
+        return [result if isinstance(result, Exception) else logs_stored(result) for result in results]
+
+
+def logs_stored(stored: int) -> Response:
+    return Response({"success": True, "stored": stored}, status=status.HTTP_202_ACCEPTED)
 
 
 class StepEventView(APIView):
@@ -218,7 +233,7 @@ class NoteView(APIView):
             "execution_id", ""
         )
         note = callbacks.store_note(execution_id, request.data, timezone.now(), principal_of(request))
-        body = {"message": note.message, "tags": note.data.get("tags", []), "timestamp": note.created_at.isoformat()}
+        body = {"message": note.message, "tags": note.data.get("tags", []), "timestamp": rfc3339(note.created_at)}
         return Response({"success": True, "note": body, "message": "Note added successfully"})
 
 

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agentfield_project.postgres import availability
+from agentfield_project.timestamps import rfc3339
 from nodes import liveness, services
 from nodes.api import schema
 from nodes.api.serializers import RegistrationSerializer, beat_fields, node_representation
@@ -131,7 +132,7 @@ class HeartbeatView(APIView):
         lifecycle, instance_id = beat_fields(request.data)
         now = timezone.now()
         services.record_heartbeat(node_id, instance_id, lifecycle, now, principal_of(request))
-        return Response({"success": True, "message": "heartbeat received", "timestamp": now.isoformat()})
+        return Response({"success": True, "message": "heartbeat received", "timestamp": rfc3339(now)})
 
 
 class ShutdownView(APIView):
@@ -147,7 +148,7 @@ class ShutdownView(APIView):
         services.shutdown(node_id, beat_fields(request.data)[1], timezone.now(), principal_of(request))
         body = {
             "lease_seconds": 0,
-            "next_lease_renewal": timezone.now().isoformat(),
+            "next_lease_renewal": rfc3339(timezone.now()),
             "message": "shutdown acknowledged",
         }
         return Response(body, status=status.HTTP_202_ACCEPTED)
@@ -171,11 +172,11 @@ class HealthView(APIView):
                 raise
             response = availability.unavailable_response(exc)
             storage = {"status": "unhealthy", "message": f"database error: {exc.__class__.__name__}"}
-            body = json.loads(response.content) | {"status": "unhealthy", "timestamp": now.isoformat()}
+            body = json.loads(response.content) | {"status": "unhealthy", "timestamp": rfc3339(now)}
             response.content = json.dumps(body | {"checks": {"storage": storage}})
             return response
         storage = {"status": "healthy", "message": "database is responsive"}
-        return Response({"status": "healthy", "timestamp": now.isoformat(), "checks": {"storage": storage}})
+        return Response({"status": "healthy", "timestamp": rfc3339(now), "checks": {"storage": storage}})
 
 
 class DidRegisterView(APIView):

@@ -7,6 +7,7 @@ Both answers must agree: status, JSON body, and the headers a client reads.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
@@ -15,10 +16,11 @@ from django.db import connection
 
 from agentfield_project.runtime import direct
 from agentfield_project.runtime.sync_path import SyncPath
+from executions import callbacks
 from executions.models import Execution, Status, TraceEntry
 from nodes import auth
 from nodes.models import ApiKey
-from tests.agentfield_project.test_sync_path import Recorder, run, scope
+from tests.agentfield_project.test_sync_path import Recorder, call, run, scope
 from tests.factories import make_execution, make_node
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,13 +48,18 @@ VOLATILE = (
 def served(monkeypatch) -> list[str]:
     """The paths the direct path answered."""
     paths: list[str] = []
-    respond = direct.respond
+    respond, respond_batch = direct.respond, direct.respond_batch
 
     def counting(view_class, kwargs, environ, body):
         paths.append(environ["PATH_INFO"])
         return respond(view_class, kwargs, environ, body)
 
+    def counting_batch(view_class, requests):
+        paths.extend(environ["PATH_INFO"] for _, environ, _ in requests)
+        return respond_batch(view_class, requests)
+
     monkeypatch.setattr(direct, "respond", counting)
+    monkeypatch.setattr(direct, "respond_batch", counting_batch)
     return paths
 
 
@@ -219,3 +226,76 @@ def test_a_terminal_callback_on_the_direct_path_finishes_the_execution(served):
     status, _, content = send("POST", f"/api/v1/executions/{execution.id}/status", {"status": "failed", "error": "x"})
     assert (status, content["status"]) == (200, "failed")
     assert Execution.objects.get(pk=execution.id).status == Status.FAILED
+
+
+def run_together(app: SyncPath, requests: list[tuple[dict, bytes]]) -> list[tuple[int, dict]]:
+    """Send `requests` to `app` at once, on one event loop; (status, JSON) of each."""
+
+    async def everything() -> list[tuple[int, dict, bytes]]:
+        return await asyncio.gather(*(call(app, request_scope, body) for request_scope, body in requests))
+
+    return [(status, json.loads(content)) for status, _, content in asyncio.run(everything())]
+
+
+def test_log_posts_sent_together_are_stored_in_batches_and_refused_one_by_one(monkeypatch):
+    node = make_node("hot")
+    first, second = make_execution(node), make_execution(node)
+    batches: list[int] = []
+    respond_batch = direct.respond_batch
+    monkeypatch.setattr(
+        direct, "respond_batch", lambda view, requests: batches.append(len(requests)) or respond_batch(view, requests)
+    )
+
+    def post(execution_id: str, body: bytes) -> tuple[dict, bytes]:
+        return scope("POST", f"/api/v1/executions/{execution_id}/logs", [JSON]), body
+
+    def line(number: int) -> bytes:
+        return json.dumps({"entries": [{"level": "info", "message": f"line {number}"}]}).encode()
+
+    requests = [post(first.id if number % 2 else second.id, line(number)) for number in range(40)]
+    requests[5] = post(first.id, b'{"entries": 3}')  # a bad body: a 400 for this request only
+    requests[6] = post("exec_missing", line(6))  # an unknown execution: a 404 for this one only
+    requests[7] = post(first.id, b'{"entries": [')  # JSON that does not parse
+    answers = run_together(SyncPath(Recorder(), threads=1), requests)
+    codes = [status for status, _ in answers]
+    assert codes[5:8] == [400, 404, 400] and codes[:5] + codes[8:] == [202] * 37
+    assert all(body == {"success": True, "stored": 1} for status, body in answers if status == 202)
+    assert sum(batches) == 40 and len(batches) < 40  # several requests per batch
+    stored = TraceEntry.objects.filter(kind=TraceEntry.Kind.LOG).order_by("id")
+    assert stored.count() == 37
+    # each execution's lines keep the order they were sent in
+    for execution in (first, second):
+        numbers = [
+            int(message.split()[1])
+            for message in stored.filter(execution_id=execution.id).values_list("message", flat=True)
+        ]
+        assert numbers == sorted(numbers)
+
+
+def test_a_key_is_checked_for_each_log_post_of_a_batch():
+    node = make_node("hot")
+    execution = make_execution(node)
+    _, admin_key = auth.issue_key("admin")
+    _, other_agent = auth.issue_key("agent", role="agent", node_ids=["other"])
+    body = json.dumps({"entries": [{"message": "x"}]}).encode()
+    path = f"/api/v1/executions/{execution.id}/logs"
+    # an agent key of another node may not even see the execution: 404, as on the whole path
+    keys = [admin_key, None, "afk_wrong", other_agent, admin_key]
+    requests = [(scope("POST", path, [JSON, *([(b"x-api-key", key.encode())] if key else [])]), body) for key in keys]
+    statuses = [status for status, _ in run_together(SyncPath(Recorder(), threads=1), requests)]
+    assert statuses == [202, 401, 401, 404, 202]
+    assert TraceEntry.objects.filter(execution_id=execution.id).count() == 2
+
+
+def test_a_batch_that_fails_answers_each_of_its_requests(monkeypatch, caplog):
+    execution = make_execution(make_node("hot"))
+
+    def broken(posts, now):
+        raise RuntimeError("the insert broke")
+
+    monkeypatch.setattr(callbacks, "store_log_posts", broken)
+    body = json.dumps({"entries": [{"message": "x"}]}).encode()
+    requests = [(scope("POST", f"/api/v1/executions/{execution.id}/logs", [JSON]), body)] * 3
+    answers = run_together(SyncPath(Recorder(), threads=1), requests)
+    assert answers == [(500, {"error": "internal server error", "code": "server_error"})] * 3
+    assert "the insert broke" in caplog.text

@@ -39,7 +39,8 @@ def test_a_non_ascii_path_survives_the_wsgi_latin_1_round_trip():
     assert env["PATH_INFO"].encode("latin-1").decode("utf-8") == "/api/v1/executions/exécution"
 
 
-def run(app: SyncPath, request_scope: dict, body: bytes = b"") -> tuple[int, dict, bytes]:
+async def call(app: SyncPath, request_scope: dict, body: bytes = b"") -> tuple[int, dict, bytes]:
+    """One request to `app` on the running event loop: its status, headers and body."""
     messages = [{"type": "http.request", "body": body, "more_body": False}]
     sent: list[dict] = []
 
@@ -49,9 +50,13 @@ def run(app: SyncPath, request_scope: dict, body: bytes = b"") -> tuple[int, dic
     async def send(message: dict) -> None:
         sent.append(message)
 
-    asyncio.run(app(request_scope, receive, send))
+    await app(request_scope, receive, send)
     start, content = sent[0], b"".join(message.get("body", b"") for message in sent[1:])
     return start["status"], dict(start["headers"]), content
+
+
+def run(app: SyncPath, request_scope: dict, body: bytes = b"") -> tuple[int, dict, bytes]:
+    return asyncio.run(call(app, request_scope, body))
 
 
 class Recorder:

@@ -1,0 +1,60 @@
+"""Requests to a batched view, gathered on the event loop and answered together by one thread.
+
+The SDK posts its log lines one request at a time, fire-and-forget: a fan-out of a thousand
+children sends about eight thousand of them, several hundred in flight at once. Each waited for
+a request thread behind the submits, polls and callbacks, and the SDK agent's HTTP client spends
+CPU on every request in flight (its pool matches each queued request against each connection):
+the longer log posts took, the more of the agent's CPU they cost (bench scenario 6). Requests
+for a view with `post_batch` (direct.py) instead join the batch being gathered, and one thread
+of their own answers each batch with one call of `post_batch` (for the log lines, one INSERT): no
+wait for a request thread, one database round trip for many requests. A request is answered once
+its batch has committed, so an accepted log line is stored, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from agentfield_project.runtime import direct
+
+MAX_BATCH = 256
+Request = tuple[dict[str, Any], dict[str, Any], bytes]  # (URL kwargs, WSGI environ, body)
+
+
+class Batches:
+    """Pending requests per batched view class; one batch at a time in one thread."""
+
+    def __init__(self, max_batch: int = MAX_BATCH) -> None:
+        self.max_batch = max_batch
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="request-batch")
+        self._pending: dict[type, list[tuple[Request, asyncio.Future]]] = {}
+        self._drains: dict[type, asyncio.Task] = {}
+
+    async def answer(self, view_class: type, request: Request) -> direct.Response:
+        """The response to `request`, once the batch it joined has been answered."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(view_class, []).append((request, future))
+        if view_class not in self._drains:
+            self._drains[view_class] = asyncio.get_running_loop().create_task(self._drain(view_class))
+        return await future
+
+    async def _drain(self, view_class: type) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while pending := self._pending.get(view_class):
+                batch, self._pending[view_class] = pending[: self.max_batch], pending[self.max_batch :]
+                requests = [request for request, _ in batch]
+                try:
+                    answers = await loop.run_in_executor(self.pool, direct.respond_batch, view_class, requests)
+                except Exception as error:  # noqa: BLE001 - respond_batch answers every error; this is a bug
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for (_, future), answer in zip(batch, answers, strict=True):
+                    if not future.done():  # a client that went away cancelled its future
+                        future.set_result(answer)
+        finally:
+            del self._drains[view_class]
