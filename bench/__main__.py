@@ -103,7 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--scale-finished", default="10000,100000", help="scenario 5: finished rows in the table")
     parser.add_argument("--scale-queued", type=int, default=20_000, help="scenario 5: queued backlog")
     parser.add_argument("--rss-counts", default="1000,10000", help="scenario 5: executions before reading RSS")
-    parser.add_argument("--fanout", type=int, default=1_000, help="scenario 6: children per parent")
+    parser.add_argument(
+        "--fanout", type=int, default=None, help="scenario 6: children per parent (1,000; --full: 5,000)"
+    )
     parser.add_argument("--webhooks", type=int, default=2_000, help="scenario 7: deliveries per run")
     parser.add_argument("--waiters", type=int, default=200, help="scenario 8: synchronous executes held at once")
     parser.add_argument("--streams", type=int, default=1_000, help="scenario 8: event streams held open")
@@ -142,7 +144,7 @@ def _context(options: argparse.Namespace) -> Context:
         scale_finished=ints(options.scale_finished),
         scale_queued=options.scale_queued,
         rss_counts=ints(options.rss_counts),
-        fanout=options.fanout,
+        fanout=options.fanout or (5_000 if options.full else 1_000),
         webhooks=options.webhooks,
         code_root=Path(options.code_root).resolve(),
         waiters=options.waiters,
