@@ -68,7 +68,8 @@ class Context:
     waiters: int = 200
     streams: int = 1_000
     handoff: int = 200
-    server_env: dict[str, str] = field(default_factory=dict)  # scenarios 3 and 6: settings of the server
+    server_env: dict[str, str] = field(default_factory=dict)
+    fanout_child_limit: int = 0  # scenarios 3 and 6: settings of the server
     pruned_rows: int = 200_000
     route_requests: int = 500
     sweep: bool = False
@@ -98,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="scenarios 3 and 6: a setting of the server (e.g. AGENTFIELD_SDK_POLL_HOLD_SECONDS=0); repeatable",
+    )
+    parser.add_argument(
+        "--fanout-child-limit", type=int, default=0, help="scenario 6: run at most N children at once (0: no limit)"
     )
     parser.add_argument("--latency-samples", type=int, default=200, help="scenario 4: enqueues per run")
     parser.add_argument("--scale-finished", default="10000,100000", help="scenario 5: finished rows in the table")
@@ -145,6 +149,7 @@ def _context(options: argparse.Namespace) -> Context:
         scale_queued=options.scale_queued,
         rss_counts=ints(options.rss_counts),
         fanout=options.fanout or (5_000 if options.full else 1_000),
+        fanout_child_limit=options.fanout_child_limit,
         webhooks=options.webhooks,
         code_root=Path(options.code_root).resolve(),
         waiters=options.waiters,

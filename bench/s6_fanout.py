@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
+
 from bench import ours, procs, s3_api
 from bench.report import Row, progress
 
@@ -90,6 +92,10 @@ def run(ctx) -> list[Row]:
     agent = _start_agent(url)
     try:
         procs.wait_until(lambda: _node_active(port), 60, message="the SDK agent to register")
+        if ctx.fanout_child_limit:  # as an agent declaring reasoner_concurrency {"child": N} would have it
+            with psycopg.connect(bench.conninfo, autocommit=True) as conn:
+                limit = json.dumps({"child": ctx.fanout_child_limit})
+                conn.execute("UPDATE nodes_node SET target_concurrency = %s WHERE id = %s", [limit, NODE])
         created = []
         # Where the time goes: CPU seconds per child of each process (read from /proc).
         cpu = {name: Row("6", f"fan-out: 1 SDK reasoner app.call × {ctx.fanout:,}", f"{name} CPU / child", "ms")

@@ -147,7 +147,7 @@ def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -
         if existing is not None:
             return existing, None, False
     access.check_run_joinable(principal, sub.run_id)
-    parent = Execution.objects.filter(pk=sub.parent_execution_id).first() if sub.parent_execution_id else None
+    parent = _parent(sub.parent_execution_id) if sub.parent_execution_id else None
     owners = access.owners_for_submission(principal, parent)
     if sub.priority is None and parent is not None:
         sub = dataclasses.replace(sub, priority=parent.priority)  # a child runs at its parent's priority
@@ -170,6 +170,12 @@ def create_submitted(
     target_type = _target_type(sub)
     spec, webhook_error = _webhook_spec(sub)
     return _create(sub, target_type, sub.fingerprint(), spec, now, owners, restarted_from), webhook_error
+
+
+def _parent(execution_id: str) -> Execution | None:
+    """What a child's submission reads of its parent: owners and priority, not its input or result."""
+    fields = ("id", "node_id", "owner_key_id", "submitted_by_id", "priority")
+    return Execution.objects.filter(pk=execution_id).only(*fields).first()
 
 
 def _target_type(sub: Submission) -> str:
