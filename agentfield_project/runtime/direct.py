@@ -29,7 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signals
 from django.http import HttpResponseBase, QueryDict
-from django.http.request import HttpHeaders
+from django.http.request import HttpHeaders, split_domain_port, validate_host
 from django.utils.functional import cached_property
 from django.utils.log import log_response
 from rest_framework import exceptions
@@ -55,16 +55,26 @@ def batches(view_class: type | None, method: str) -> bool:
 
 
 def accepts(scope: dict, body: bytes) -> bool:
-    """Whether this request is plain enough for the direct path: no cookie, no query, no body or a JSON one."""
-    if scope.get("query_string"):
+    """Whether this request is plain enough for the direct path: no cookie, no query, no body or a JSON
+    one, a path without NUL and an allowed Host (the whole path answers the others as it always has)."""
+    if scope.get("query_string") or "\x00" in scope["path"] or settings.USE_X_FORWARDED_HOST:
         return False
-    json_body = not body
+    json_body, host = not body, None
     for name, value in scope["headers"]:
         if name == b"cookie":
             return False
         if name == b"content-type":
             json_body = value.startswith(b"application/json")
-    return json_body
+        elif name == b"host":
+            host = value
+    return json_body and host is not None and _allowed_host(host.decode("latin-1"))
+
+
+def _allowed_host(host: str) -> bool:
+    """Django's ALLOWED_HOSTS rule (`HttpRequest.get_host`), which CommonMiddleware applies on the whole path."""
+    allowed = settings.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    domain, _ = split_domain_port(host)
+    return bool(domain) and validate_host(domain, allowed)
 
 
 class DirectRequest:

@@ -26,6 +26,7 @@ from tests.factories import make_execution, make_node
 pytestmark = pytest.mark.django_db(transaction=True)
 
 JSON = (b"content-type", b"application/json")
+HOST = (b"host", b"127.0.0.1:8080")
 COOKIE = (b"cookie", b"theme=dark")  # no session: only sends the request down Django's whole path
 READ_HEADERS = (b"content-type", b"x-execution-id", b"x-run-id", b"location", b"retry-after", b"www-authenticate",
                 b"x-frame-options", b"x-content-type-options", b"referrer-policy", b"content-security-policy",
@@ -65,7 +66,7 @@ def served(monkeypatch) -> list[str]:
 
 def send(method: str, path: str, body: object = None, headers: tuple = (), *, cookie: bool = False):
     raw = b"" if body is None else json.dumps(body).encode()
-    sent = [*headers, *([JSON] if raw else []), *([COOKIE] if cookie else [])]
+    sent = [HOST, *headers, *([JSON] if raw else []), *([COOKIE] if cookie else [])]
     status, answer_headers, content = run(SyncPath(Recorder(), threads=1), scope(method, path, sent), raw)
     return status, {name: answer_headers.get(name) for name in READ_HEADERS}, json.loads(content or b"null")
 
@@ -147,7 +148,7 @@ def test_malformed_json_is_the_same_400_on_both_paths(served):
     for cookie in (False, True):
         status, _, content = run(
             SyncPath(Recorder(), threads=1),
-            scope("POST", "/api/v1/nodes/hot/heartbeat", [JSON, *([COOKIE] if cookie else [])]),
+            scope("POST", "/api/v1/nodes/hot/heartbeat", [HOST, JSON, *([COOKIE] if cookie else [])]),
             b'{"status": ',
         )
         assert status == 400 and json.loads(content)["code"] == "parse_error"
@@ -189,7 +190,7 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(served, settings):
 )
 def test_anything_unusual_takes_djangos_whole_path(served, extra, query, body):
     make_node("hot")
-    request_scope = scope("POST", "/api/v1/nodes/hot/heartbeat", list(extra), query)
+    request_scope = scope("POST", "/api/v1/nodes/hot/heartbeat", [HOST, *extra], query)
     run(SyncPath(Recorder(), threads=1), request_scope, body)
     assert served == []
 
@@ -204,7 +205,7 @@ def test_routes_that_are_not_hot_take_djangos_whole_path(served):
 def test_the_requests_database_connection_goes_back_after_a_direct_request(served):
     make_node("hot")
     app = SyncPath(Recorder(), threads=1)
-    assert run(app, scope("POST", "/api/v1/nodes/hot/heartbeat", [JSON]), b"{}")[0] == 200
+    assert run(app, scope("POST", "/api/v1/nodes/hot/heartbeat", [HOST, JSON]), b"{}")[0] == 200
     assert served and app.pool.submit(lambda: connection.connection is None).result()
 
 
@@ -247,7 +248,7 @@ def test_log_posts_sent_together_are_stored_in_batches_and_refused_one_by_one(mo
     )
 
     def post(execution_id: str, body: bytes) -> tuple[dict, bytes]:
-        return scope("POST", f"/api/v1/executions/{execution_id}/logs", [JSON]), body
+        return scope("POST", f"/api/v1/executions/{execution_id}/logs", [HOST, JSON]), body
 
     def line(number: int) -> bytes:
         return json.dumps({"entries": [{"level": "info", "message": f"line {number}"}]}).encode()
@@ -281,7 +282,9 @@ def test_a_key_is_checked_for_each_log_post_of_a_batch():
     path = f"/api/v1/executions/{execution.id}/logs"
     # an agent key of another node may not even see the execution: 404, as on the whole path
     keys = [admin_key, None, "afk_wrong", other_agent, admin_key]
-    requests = [(scope("POST", path, [JSON, *([(b"x-api-key", key.encode())] if key else [])]), body) for key in keys]
+    requests = [
+        (scope("POST", path, [HOST, JSON, *([(b"x-api-key", key.encode())] if key else [])]), body) for key in keys
+    ]
     statuses = [status for status, _ in run_together(SyncPath(Recorder(), threads=1), requests)]
     assert statuses == [202, 401, 401, 404, 202]
     assert TraceEntry.objects.filter(execution_id=execution.id).count() == 2
@@ -295,7 +298,23 @@ def test_a_batch_that_fails_answers_each_of_its_requests(monkeypatch, caplog):
 
     monkeypatch.setattr(callbacks, "store_log_posts", broken)
     body = json.dumps({"entries": [{"message": "x"}]}).encode()
-    requests = [(scope("POST", f"/api/v1/executions/{execution.id}/logs", [JSON]), body)] * 3
+    requests = [(scope("POST", f"/api/v1/executions/{execution.id}/logs", [HOST, JSON]), body)] * 3
     answers = run_together(SyncPath(Recorder(), threads=1), requests)
     assert answers == [(500, {"error": "internal server error", "code": "server_error"})] * 3
     assert "the insert broke" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "path, host, status",
+    [
+        ("/api/v1/nodes/hot/heartbeat", b"evil.example", 400),  # ALLOWED_HOSTS, as CommonMiddleware applies it
+        ("/api/v1/executions/exec%00/logs", b"127.0.0.1", 400),  # NUL in the URL: RejectNulCharactersMiddleware
+    ],
+)
+def test_a_request_the_middlewares_refuse_is_refused_as_before(served, path, host, status):
+    make_node("hot")
+    path = path.replace("%00", "\x00")  # as daphne hands over the decoded path
+    request_scope = scope("POST", path, [(b"host", host), JSON])
+    answer_status, _, content = run(SyncPath(Recorder(), threads=1), request_scope, b'{"entries": []}')
+    assert answer_status == status and json.loads(content)["code"] in ("bad_request", "parse_error")
+    assert served == []
