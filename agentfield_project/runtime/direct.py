@@ -11,10 +11,12 @@ its exceptions go through the view's own `handle_exception` (so the one exceptio
 agentfield_project/exceptions.py), and its Response is rendered by DRF's JSONRenderer. So the
 view method stays the one implementation of the route, and its DRF path still serves the same
 URL for anything `accepts()` turns away: a request with a cookie (a staff session, CSRF-checked
-by DRF), a query string, or a body that is not declared JSON.
+by DRF), a query string, a body that is not declared JSON, a Host that ALLOWED_HOSTS refuses or a
+path with NUL (the middlewares' 400s).
 
 What the skipped middlewares did for these requests is done here: the response headers of
-SecurityMiddleware, XFrameOptionsMiddleware and ContentSecurityPolicyMiddleware are added, the
+SecurityMiddleware (HSTS behind https included), XFrameOptionsMiddleware and
+ContentSecurityPolicyMiddleware are added, the
 request's database connections are handed back by the `request_started`/`request_finished`
 signals as Django's handler sends them, and a 4xx/5xx is logged on `django.request` as Django
 logs it. The tests (tests/agentfield_project/test_direct.py) send each direct route the same
@@ -167,7 +169,7 @@ def finish(request: DirectRequest, response: HttpResponseBase) -> Response:
     """Log a 4xx/5xx as Django does and encode the response for the event loop to send."""
     if response.status_code >= 400:
         log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-    return _encode(response)
+    return _encode(response, _is_secure(request.META))
 
 
 def _initial(view: Any, request: DirectRequest) -> None:
@@ -185,20 +187,34 @@ def _initial(view: Any, request: DirectRequest) -> None:
             raise exceptions.Throttled(throttle.wait())
 
 
-def _encode(response: HttpResponseBase) -> Response:
+def _encode(response: HttpResponseBase, secure: bool) -> Response:
     if isinstance(response, DrfResponse):
         content = b"" if response.data is None else _renderer.render(response.data)
         response["Content-Type"] = "application/json"
     else:
         content = response.content
     headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
-    headers += [(b"content-length", str(len(content)).encode()), *_security_headers()]
+    headers += [(b"content-length", str(len(content)).encode()), *_security_headers(secure)]
     return response.status_code, headers, content
 
 
-def _security_headers() -> list[tuple[bytes, bytes]]:
+def _is_secure(environ: dict[str, Any]) -> bool:
+    """`HttpRequest.is_secure`: https, as daphne saw it or as a trusted proxy's header says."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        if header in environ:
+            return environ[header].split(",", 1)[0].strip() == secure_value
+    return environ.get("wsgi.url_scheme") == "https"
+
+
+def _security_headers(secure: bool) -> list[tuple[bytes, bytes]]:
     """The headers the skipped middlewares would have added to an API response (settings at call time)."""
     headers = [(b"x-frame-options", settings.X_FRAME_OPTIONS.encode())]
+    if secure and settings.SECURE_HSTS_SECONDS:
+        hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+        hsts += "; includeSubDomains" if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS else ""
+        hsts += "; preload" if settings.SECURE_HSTS_PRELOAD else ""
+        headers.append((b"strict-transport-security", hsts.encode()))
     if settings.SECURE_CONTENT_TYPE_NOSNIFF:
         headers.append((b"x-content-type-options", b"nosniff"))
     if settings.SECURE_REFERRER_POLICY:

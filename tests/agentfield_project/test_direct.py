@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 JSON = (b"content-type", b"application/json")
 HOST = (b"host", b"127.0.0.1:8080")
 COOKIE = (b"cookie", b"theme=dark")  # no session: only sends the request down Django's whole path
-READ_HEADERS = (b"content-type", b"x-execution-id", b"x-run-id", b"location", b"retry-after", b"www-authenticate",
+READ_HEADERS = (b"strict-transport-security", b"content-type", b"x-execution-id", b"x-run-id", b"location", b"retry-after", b"www-authenticate",
                 b"x-frame-options", b"x-content-type-options", b"referrer-policy", b"content-security-policy",
                 b"cross-origin-opener-policy")  # fmt: skip
 VOLATILE = (
@@ -318,3 +318,14 @@ def test_a_request_the_middlewares_refuse_is_refused_as_before(served, path, hos
     answer_status, _, content = run(SyncPath(Recorder(), threads=1), request_scope, b'{"entries": []}')
     assert answer_status == status and json.loads(content)["code"] in ("bad_request", "parse_error")
     assert served == []
+
+
+def test_behind_https_the_hsts_header_is_sent_as_securitymiddleware_sends_it(served, settings):
+    settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = 3600, True
+    make_node("hot")
+    for cookie in (False, True):
+        request_scope = {**scope("POST", "/api/v1/nodes/hot/heartbeat", [HOST, JSON, *([COOKIE] if cookie else [])]),
+                         "scheme": "https"}  # fmt: skip
+        status, headers, _ = run(SyncPath(Recorder(), threads=1), request_scope, b"{}")
+        assert status == 200 and headers[b"strict-transport-security"] == b"max-age=3600; includeSubDomains"
+    assert len(served) == 1
