@@ -47,8 +47,12 @@ _EMPTY_QUERY = QueryDict()
 
 
 def serves(view_class: type | None, method: str) -> bool:
-    """Whether requests of `method` for `view_class` may take the direct path."""
-    return bool(getattr(view_class, "served_directly", False)) and hasattr(view_class, method.lower())
+    """Whether requests of `method` (the SDK's GET or POST) for `view_class` may take the direct path."""
+    return (
+        method in ("GET", "POST")
+        and bool(getattr(view_class, "served_directly", False))
+        and (hasattr(view_class, method.lower()))
+    )
 
 
 def batches(view_class: type | None, method: str) -> bool:
@@ -65,8 +69,9 @@ def accepts(scope: dict, body: bytes) -> bool:
     for name, value in scope["headers"]:
         if name == b"cookie":
             return False
-        if name == b"content-type":
-            json_body = value.startswith(b"application/json")
+        if name == b"content-type":  # what DRF's JSONParser takes; anything else is DRF's to refuse (415)
+            media_type = value.split(b";", 1)[0].strip().lower()
+            json_body = media_type == b"application/json"
         elif name == b"host":
             host = value
     return json_body and host is not None and _allowed_host(host.decode("latin-1"))

@@ -186,6 +186,7 @@ def test_a_key_over_its_rate_gets_429_with_retry_after(served, settings):
         ((), b"x=1", b"{}"),  # a query string: RejectNulCharactersMiddleware reads it
         (((b"content-type", b"text/plain"),), b"", b"{}"),  # DRF answers 415
         ((), b"", b"{}"),  # a body without a content type: DRF does not parse it
+        (((b"content-type", b"application/json-patch+json"),), b"", b"{}"),  # not DRF's JSON: a 415
     ],
 )
 def test_anything_unusual_takes_djangos_whole_path(served, extra, query, body):
@@ -197,6 +198,8 @@ def test_anything_unusual_takes_djangos_whole_path(served, extra, query, body):
 
 def test_routes_that_are_not_hot_take_djangos_whole_path(served):
     make_node("hot")
+    options = run(SyncPath(Recorder(), threads=1), scope("OPTIONS", "/api/v1/nodes/hot/heartbeat", [HOST]))
+    assert options[0] == 200 and b"POST" in options[1][b"allow"]  # DRF's OPTIONS, on the whole path
     assert send("GET", "/api/v1/nodes/hot")[0] == 200
     assert send("POST", "/api/v1/executions/batch-status", {"execution_ids": []})[0] in (200, 400)
     assert served == []
