@@ -45,19 +45,20 @@ def check(principal: Principal, execution: Execution, allowed: Callable[[Princip
 
 
 # The agents' trace posts (about eight per app.call child) each name an execution whose owners
-# never change once it exists: remember them briefly instead of reading the row every time.
+# never change once it exists, and a fan-out's thousand submits name the same parent: remember
+# them briefly instead of reading the row every time.
 _reported: ShortCache[str, Execution] = ShortCache()
 
 
 def reportable(execution_id: str) -> Execution:
-    """The execution (its id, node and owners only) an agent reports on; ExecutionNotFound if none."""
+    """The execution (its id, node, owners and priority only) an agent reports on or calls children from;
+    ExecutionNotFound if none. None of these fields changes once the execution exists."""
     return _reported.get(execution_id, _load_reportable)
 
 
 def _load_reportable(execution_id: str) -> Execution:
-    execution = (
-        Execution.objects.only("id", "node_id", "owner_key_id", "submitted_by_id").filter(pk=execution_id).first()
-    )
+    fields = ("id", "node_id", "owner_key_id", "submitted_by_id", "priority")
+    execution = Execution.objects.only(*fields).filter(pk=execution_id).first()
     if execution is None:
         raise ExecutionNotFound(f"execution '{execution_id}' not found")
     return execution

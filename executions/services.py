@@ -173,9 +173,12 @@ def create_submitted(
 
 
 def _parent(execution_id: str) -> Execution | None:
-    """What a child's submission reads of its parent: owners and priority, not its input or result."""
-    fields = ("id", "node_id", "owner_key_id", "submitted_by_id", "priority")
-    return Execution.objects.filter(pk=execution_id).only(*fields).first()
+    """What a child's submission reads of its parent: owners and priority (remembered briefly: a fan-out's
+    submits all name the same parent), not its input or result."""
+    try:
+        return access.reportable(execution_id)
+    except ExecutionNotFound:
+        return None
 
 
 def _target_type(sub: Submission) -> str:

@@ -409,3 +409,26 @@ def test_priority_is_stored_shown_and_inherited_by_children(api):
         "/api/v1/execute/async/prio.work", {"input": {}, "priority": -3}, format="json", HTTP_X_EXECUTION_ID=parent_id
     )
     assert Execution.objects.get(pk=own.json()["execution_id"]).priority == -3
+
+
+def test_the_children_of_one_parent_read_its_row_once(api):
+    """A fan-out's submits all name the same parent: its owners and priority are remembered briefly."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_node("fan", reasoners=("work",))
+    parent_id = api.post("/api/v1/execute/async/fan.work", {"input": {}, "priority": 4}, format="json").json()
+    parent_id = parent_id["execution_id"]
+    with CaptureQueriesContext(connection) as queries:
+        children = [
+            api.post(
+                "/api/v1/execute/async/fan.work", {"input": {"i": i}}, format="json", HTTP_X_EXECUTION_ID=parent_id
+            )
+            for i in range(5)
+        ]
+    assert [child.status_code for child in children] == [202] * 5
+    parent_reads = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT") and parent_id in q["sql"]
+    ]
+    assert len(parent_reads) == 1
+    assert set(Execution.objects.filter(parent_execution_id=parent_id).values_list("priority", flat=True)) == {4}
