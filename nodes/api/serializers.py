@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -119,12 +120,27 @@ class HeartbeatSerializer(serializers.Serializer):
     instance_id = serializers.CharField(required=False, allow_blank=True, max_length=255, trim_whitespace=False)
 
 
+# The serializer's fields, bound once: a heartbeat is the most frequent request of every agent, and
+# building a serializer deep-copies its fields each time (a tenth of a heartbeat's CPU). Validating
+# a value does not change a field, so one set serves every thread.
+_BEAT_FIELDS = HeartbeatSerializer().fields
+
+
 def beat_fields(body: object) -> tuple[str | None, str | None]:
-    """(lifecycle status, instance id) of a heartbeat or shutdown body; None for what is absent or unusable."""
-    serializer = HeartbeatSerializer(data=body if isinstance(body, dict) else {})
-    if not serializer.is_valid():
-        return None, None
-    return serializer.validated_data.get("status"), serializer.validated_data.get("instance_id")
+    """(lifecycle status, instance id) of a heartbeat or shutdown body; None for what is absent or unusable.
+
+    HeartbeatSerializer's validation, field by field, as `is_valid()` runs it (tests hold the two equal).
+    """
+    data = body if isinstance(body, dict) else {}
+    values: dict[str, Any] = {}
+    for name, field in _BEAT_FIELDS.items():
+        try:
+            values[name] = field.run_validation(data.get(name, serializers.empty))
+        except serializers.SkipField:
+            continue
+        except serializers.ValidationError:
+            return None, None  # one bad field makes the whole body unusable, as is_valid() says
+    return values.get("status"), values.get("instance_id")
 
 
 def node_representation(node: Node, now: datetime) -> dict:
