@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
+
+from executions.statuses import TERMINAL
 
 if TYPE_CHECKING:
     from executions.models import ExecutionEvent
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Matcher = Callable[["ExecutionEvent"], bool]
+# Executions whose last event this process saw was terminal, remembered up to this many.
+FINISHED_MEMORY = 50_000
 
 
 class Subscription:
@@ -56,6 +60,11 @@ class Hub:
         self.last_id: int | None = None
         self.ready = asyncio.Event()
         self.listener_connected = False
+        self._finished: OrderedDict[str, None] = OrderedDict()
+
+    def finished(self, execution_id: str) -> bool:
+        """Whether this hub saw `execution_id` end (its newest event was terminal); False when it cannot tell."""
+        return execution_id in self._finished
 
     @property
     def subscriber_count(self) -> int:
@@ -88,5 +97,14 @@ class Hub:
             if self.last_id is not None and event.id <= self.last_id:
                 continue
             self.last_id = event.id
+            self._remember(event)
             for subscription in self.subscriptions:
                 subscription.offer(event)
+
+    def _remember(self, event: ExecutionEvent) -> None:
+        if event.status not in TERMINAL:
+            self._finished.pop(event.execution_id, None)  # e.g. re-queued after an interrupted run
+            return
+        self._finished[event.execution_id] = None
+        if len(self._finished) > FINISHED_MEMORY:
+            self._finished.popitem(last=False)

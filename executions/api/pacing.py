@@ -38,8 +38,11 @@ async def hold(scope: dict) -> None:
     headers = dict(scope["headers"])
     if not headers.get(b"user-agent", b"").lower().startswith(SDK_POLLER):
         return
-    if not listener.running_hub().ready.is_set():
+    hub = listener.running_hub()
+    if not hub.ready.is_set():
         return  # the listener is still connecting: answer now rather than risk missing news
+    if hub.finished(match["id"]):
+        return  # it has ended: nothing to wait for, and no database read to find that out
     key = intake.presented_key(headers)
     try:
         await waiting.wait_for_news(match["id"], seconds, lambda execution_id: _worth_holding(key, execution_id))

@@ -50,3 +50,18 @@ def test_the_starting_point_is_set_once_and_unsubscribe_is_idempotent():
         return hub.last_id, hub.ready.is_set(), hub.subscriber_count
 
     assert run(scenario()) == (5, True, 0)
+
+
+def test_the_hub_remembers_which_executions_it_saw_end_until_they_move_again():
+    hub = Hub()
+    hub.start_at(0)
+
+    def status_event(event_id: int, execution_id: str, status: str) -> ExecutionEvent:
+        return ExecutionEvent(
+            id=event_id, execution_id=execution_id, status=status, run_id="r", node_id="n", target="n.r"
+        )
+
+    hub.publish([status_event(1, "exec_a", "running"), status_event(2, "exec_b", "succeeded")])
+    assert not hub.finished("exec_a") and hub.finished("exec_b") and not hub.finished("exec_unseen")
+    hub.publish([status_event(3, "exec_a", "failed"), status_event(4, "exec_b", "queued")])  # b re-queued
+    assert hub.finished("exec_a") and not hub.finished("exec_b")

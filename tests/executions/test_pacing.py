@@ -47,3 +47,18 @@ def test_any_other_error_of_the_hold_is_not_hidden(ready_hub, monkeypatch, setti
     monkeypatch.setattr(pacing, "_worth_holding", bug)
     with pytest.raises(ZeroDivisionError):
         asyncio.run(pacing.hold(SDK_POLL))
+
+
+def test_a_poll_of_an_execution_the_hub_saw_end_is_answered_without_reading_the_database(
+    ready_hub, monkeypatch, settings
+):
+    from executions.models import ExecutionEvent
+
+    settings.AGENTFIELD_SDK_POLL_HOLD_SECONDS = 30
+    ready_hub.start_at(0)
+    ended = ExecutionEvent(id=1, execution_id="exec_1", status="succeeded", run_id="r", node_id="n", target="n.r")
+    ready_hub.publish([ended])
+    reads = []
+    monkeypatch.setattr(pacing, "_worth_holding", lambda key, execution_id: reads.append(execution_id) or True)
+    asyncio.run(asyncio.wait_for(pacing.hold(SDK_POLL), 10))  # returns at once
+    assert reads == [] and ready_hub.subscriber_count == 0
