@@ -30,8 +30,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signals
-from django.http import HttpResponseBase, QueryDict
-from django.http.request import HttpHeaders, split_domain_port, validate_host
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponseBase, QueryDict
+from django.http.request import HttpHeaders
 from django.utils.functional import cached_property
 from django.utils.log import log_response
 from rest_framework import exceptions
@@ -60,28 +61,21 @@ def batches(view_class: type | None, method: str) -> bool:
     return method == "POST" and serves(view_class, method) and hasattr(view_class, "post_batch")
 
 
-def accepts(scope: dict, body: bytes) -> bool:
+def accepts(environ: dict[str, Any], body: bytes) -> bool:
     """Whether this request is plain enough for the direct path: no cookie, no query, no body or a JSON
-    one, a path without NUL and an allowed Host (the whole path answers the others as it always has)."""
-    if scope.get("query_string") or "\x00" in scope["path"] or settings.USE_X_FORWARDED_HOST:
+    one, a path without NUL and a Host Django allows (the whole path answers the others as it always has)."""
+    if environ["QUERY_STRING"] or "\x00" in environ["PATH_INFO"] or "HTTP_COOKIE" in environ:
         return False
-    json_body, host = not body, None
-    for name, value in scope["headers"]:
-        if name == b"cookie":
-            return False
-        if name == b"content-type":  # what DRF's JSONParser takes; anything else is DRF's to refuse (415)
-            media_type = value.split(b";", 1)[0].strip().lower()
-            json_body = media_type == b"application/json"
-        elif name == b"host":
-            host = value
-    return json_body and host is not None and _allowed_host(host.decode("latin-1"))
-
-
-def _allowed_host(host: str) -> bool:
-    """Django's ALLOWED_HOSTS rule (`HttpRequest.get_host`), which CommonMiddleware applies on the whole path."""
-    allowed = settings.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    domain, _ = split_domain_port(host)
-    return bool(domain) and validate_host(domain, allowed)
+    # What DRF's JSONParser takes; any other body is DRF's to refuse (415), or to ignore without a type.
+    if body and environ.get("CONTENT_TYPE", "").split(";", 1)[0].strip().lower() != "application/json":
+        return False
+    probe = HttpRequest()
+    probe.META = environ
+    try:
+        probe.get_host()  # ALLOWED_HOSTS, as CommonMiddleware applies it on the whole path
+    except DisallowedHost:
+        return False
+    return True
 
 
 class DirectRequest:
@@ -123,7 +117,7 @@ def respond(view_class: type, kwargs: dict[str, Any], environ: dict[str, Any], b
 
 
 def respond_batch(view_class: type, requests: list[tuple[dict[str, Any], dict[str, Any], bytes]]) -> list[Response]:
-    """Run requests for one `served_in_batches` view together: its `post_batch` gets those that pass
+    """Run requests for one view with `post_batch` together: `post_batch` gets those that pass
     the checks (authenticated, permitted, not throttled, a body that parses) in one call."""
     signals.request_started.send(sender=DirectRequest, environ=requests[0][1])
     try:

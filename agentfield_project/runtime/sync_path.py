@@ -80,7 +80,7 @@ class SyncPath:
 
     async def _answer(self, route: Route, scope: dict, body: bytes) -> Response:
         env = environ(scope, body)
-        plain = direct.accepts(scope, body)
+        plain = direct.accepts(env, body)
         if plain and direct.batches(route.view_class, scope["method"]):
             return await self.batches.answer(route.view_class, (route.kwargs, env, body))
         if plain and direct.serves(route.view_class, scope["method"]):
