@@ -21,7 +21,7 @@ from django.db.models.expressions import RawSQL
 _NEXT_PLACE = """COALESCE(GREATEST(
     (SELECT value FROM executions_fairclock WHERE id = 1),
     (SELECT max(fair_seq) FROM executions_execution WHERE run_id = %s)
-), 0) + 1"""
+), 0) + 1 + %s"""
 
 # The claim's part (executions/queue.py): move the clock up to the furthest place it leased.
 ADVANCE_CLOCK = """
@@ -33,6 +33,7 @@ ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value WHERE executions_fairclock
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000
 
 
-def next_place(run_id: str) -> RawSQL:
-    """The fair place of a new execution of `run_id`, as an expression its INSERT evaluates."""
-    return RawSQL(_NEXT_PLACE, [run_id], output_field=BigIntegerField())  # noqa: S611 - a constant; run_id is a parameter
+def next_place(run_id: str, offset: int = 0) -> RawSQL:
+    """The fair place of a new execution of `run_id`, as an expression its INSERT evaluates; `offset`: the
+    row's place among the rows of its run in one multi-row INSERT (which all see the same snapshot)."""
+    return RawSQL(_NEXT_PLACE, [run_id, offset], output_field=BigIntegerField())  # noqa: S611 - a constant; run_id is a parameter

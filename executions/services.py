@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
+from agentfield_project.exceptions import DomainError
 from executions import access, events, fairness
 from executions.exceptions import ExecutionError, ExecutionNotFound, IdempotencyConflict, InvalidTarget, TargetNotFound
 from executions.models import Execution
@@ -138,9 +139,76 @@ def _not_before(body: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -> tuple[Execution, str | None, bool]:
+Submitted = tuple[Execution, str | None, bool]  # the execution, the webhook error (if any), whether it is new
+
+
+def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -> Submitted:
     """Store a queued execution fired by `principal`; return it, the webhook error (if any) and whether it is new."""
-    target_type = _target_type(sub)
+    outcome = submit_many([(sub, principal)], now)[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def submit_many(items: list[tuple[Submission, Principal]], now: datetime) -> list[Submitted | Exception]:
+    """`submit` for several submissions at once (the API's concurrent submits, runtime/batching.py): each
+    one's outcome, or the error that refused it (alone) or that failed its transaction.
+
+    Those without an Idempotency-Key are stored in one transaction: one BEGIN/COMMIT, one node
+    look-up and one turn of the event counter's row lock (events.record_many) for all of them. A
+    keyed one has its own, because a race on its key fails its INSERT and must fail nothing else.
+    """
+    outcomes: list[Submitted | Exception | None] = [None] * len(items)
+    nodes = _nodes({sub.node_id for sub, _ in items})
+    plain: list[tuple[int, _Planned]] = []
+    keyed: list[tuple[int, _Planned]] = []
+    for index, (sub, principal) in enumerate(items):
+        try:
+            planned = _plan(sub, principal, nodes, now)
+        except DomainError as error:
+            outcomes[index] = error
+            continue
+        if isinstance(planned, _Planned):
+            (keyed if sub.idempotency_key else plain).append((index, planned))
+        else:
+            outcomes[index] = planned  # an earlier request with the same Idempotency-Key
+    for group in [plain] + [[one] for one in keyed]:
+        if not group:
+            continue
+        try:
+            _insert([planned for _, planned in group], now)
+        except IntegrityError as error:
+            if len(group) > 1:  # not a key race: only a keyed group can lose one
+                for index, _ in group:
+                    outcomes[index] = error
+                continue
+            index, planned = group[0]
+            try:
+                outcomes[index] = _race_lost(planned, error)
+            except Exception as lost:  # noqa: BLE001 - IdempotencyConflict, or the INSERT's own error
+                outcomes[index] = lost
+        except Exception as error:  # noqa: BLE001 - e.g. the database is away: this group's requests answer it
+            for index, _ in group:
+                outcomes[index] = error
+        else:
+            for index, planned in group:
+                outcomes[index] = (planned.execution, planned.webhook_error, True)
+    return outcomes  # type: ignore[return-value] - every slot is filled above
+
+
+@dataclass
+class _Planned:
+    """A submission checked and built, to be inserted."""
+
+    execution: Execution
+    spec: Any
+    webhook_error: str | None
+    principal: Principal
+
+
+def _plan(sub: Submission, principal: Principal, nodes: dict[str, Node], now: datetime) -> _Planned | Submitted:
+    """Check `sub` and build its execution; or the existing execution its Idempotency-Key names."""
+    target_type = _target_type(sub, nodes)
     fingerprint = sub.fingerprint()
     if sub.idempotency_key:
         existing = _existing_for_key(sub.idempotency_key, fingerprint, principal)
@@ -152,24 +220,28 @@ def submit(sub: Submission, now: datetime, principal: Principal = policy.OPEN) -
     if sub.priority is None and parent is not None:
         sub = dataclasses.replace(sub, priority=parent.priority)  # a child runs at its parent's priority
     spec, webhook_error = _webhook_spec(sub)
-    try:
-        execution = _create(sub, target_type, fingerprint, spec, now, owners)
-    except IntegrityError:
-        # Two requests raced with the same Idempotency-Key: the first one's row wins.
-        existing = _existing_for_key(sub.idempotency_key or "", fingerprint, principal)
-        if existing is None:
-            raise
-        return existing, None, False
-    return execution, webhook_error, True
+    execution = _build(sub, target_type, fingerprint, spec is not None, now, owners)
+    return _Planned(execution, spec, webhook_error, principal)
+
+
+def _race_lost(planned: _Planned, error: IntegrityError) -> Submitted:
+    """Two requests raced with the same Idempotency-Key: the first one's row wins."""
+    execution = planned.execution
+    existing = _existing_for_key(execution.idempotency_key or "", execution.request_fingerprint, planned.principal)
+    if existing is None:
+        raise error
+    return existing, None, False
 
 
 def create_submitted(
     sub: Submission, now: datetime, owners: tuple[int | None, int | None], restarted_from: str
 ) -> tuple[Execution, str | None]:
     """A new execution restarting `restarted_from` (executions/steering.py; no idempotency key)."""
-    target_type = _target_type(sub)
+    target_type = _target_type(sub, _nodes({sub.node_id}))
     spec, webhook_error = _webhook_spec(sub)
-    return _create(sub, target_type, sub.fingerprint(), spec, now, owners, restarted_from), webhook_error
+    execution = _build(sub, target_type, sub.fingerprint(), spec is not None, now, owners, restarted_from)
+    _insert([_Planned(execution, spec, webhook_error, policy.OPEN)], now)
+    return execution, webhook_error
 
 
 def _parent(execution_id: str) -> Execution | None:
@@ -181,8 +253,13 @@ def _parent(execution_id: str) -> Execution | None:
         return None
 
 
-def _target_type(sub: Submission) -> str:
-    node = Node.objects.filter(pk=sub.node_id).only("id", "reasoners", "skills").first()
+def _nodes(node_ids: set[str]) -> dict[str, Node]:
+    """The named nodes' reasoners and skills, in one query."""
+    return {node.pk: node for node in Node.objects.filter(pk__in=node_ids).only("id", "reasoners", "skills")}
+
+
+def _target_type(sub: Submission, nodes: dict[str, Node]) -> str:
+    node = nodes.get(sub.node_id)
     if node is None:
         raise TargetNotFound(f"node '{sub.node_id}' not found")
     target_type = node.target_type(sub.name)
@@ -211,22 +288,22 @@ def _existing_for_key(key: str, fingerprint: str, principal: Principal) -> Execu
     return existing
 
 
-def _create(
+def _build(
     sub: Submission,
     target_type: str,
     fingerprint: str,
-    spec: Any,
+    webhook_registered: bool,
     now: datetime,
     owners: tuple[int | None, int | None],
     restarted_from: str | None = None,
 ) -> Execution:
-    run_id = sub.run_id or new_id("run")
-    execution = Execution(
+    """The new execution's row, not yet stored."""
+    return Execution(
         restarted_from=restarted_from,
         submitted_by_id=owners[0],
         owner_key_id=owners[1],
         id=new_id("exec"),
-        run_id=run_id,
+        run_id=sub.run_id or new_id("run"),
         parent_execution_id=sub.parent_execution_id,
         session_id=sub.session_id,
         actor_id=sub.actor_id,
@@ -238,20 +315,33 @@ def _create(
         max_attempts=settings.AGENTFIELD_EXECUTION_MAX_ATTEMPTS,
         run_at=_due(sub, now),
         priority=sub.priority or 0,
-        fair_seq=fairness.next_place(run_id),
         idempotency_key=sub.idempotency_key,
         request_fingerprint=fingerprint,
-        webhook_registered=spec is not None,
+        webhook_registered=webhook_registered,
         created_at=now,
         updated_at=now,
     )
+
+
+def _insert(planned: list[_Planned], now: datetime) -> None:
+    """Store the executions, their webhooks and their `queued` events in one transaction."""
+    executions = [one.execution for one in planned]
+    # One multi-row INSERT evaluates each row's place against the same snapshot, so the rows of
+    # one run take consecutive places by their offset in it.
+    offsets: dict[str, int] = {}
+    for execution in executions:
+        offsets[execution.run_id] = offset = offsets.get(execution.run_id, -1) + 1
+        execution.fair_seq = fairness.next_place(execution.run_id, offset)
     with transaction.atomic():
-        execution.save(force_insert=True)
+        Execution.objects.bulk_create(executions)
+        for one in planned:
+            if one.spec is not None:
+                webhooks.register(one.execution.id, one.spec, now)
+        events.record_many(
+            [(execution, events.QUEUED, {}) for execution in executions], now, (events.DISPATCH_CHANNEL,)
+        )
+    for execution in executions:
         del execution.fair_seq  # the INSERT computed it; read back only if someone asks
-        if spec is not None:
-            webhooks.register(execution.id, spec, now)
-        events.record(execution, events.QUEUED, now, notify=(events.DISPATCH_CHANNEL,))
-    return execution
 
 
 def _due(sub: Submission, now: datetime) -> datetime:

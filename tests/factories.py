@@ -82,7 +82,7 @@ def make_execution(node: Node | None = None, *, now: datetime | None = None, **f
         "updated_at": now,
     }
     values.update(fields)
-    values.setdefault("fair_seq", fairness.next_place(values["run_id"]))  # as services._create does
+    values.setdefault("fair_seq", fairness.next_place(values["run_id"]))  # as services._insert does
     execution = Execution.objects.create(**values)
     execution.refresh_from_db(fields=["fair_seq"])
     return execution

@@ -9,6 +9,10 @@ for a view with `post_batch` (direct.py) instead join the batch being gathered, 
 of their own answers each batch with one call of `post_batch` (for the log lines, one INSERT): no
 wait for a request thread, one database round trip for many requests. A request is answered once
 its batch has committed, so an accepted log line is stored, as before.
+
+Submits (execute/async) are batched the same way: under load, concurrent submits each paid a
+BEGIN, a node look-up, a COMMIT and a turn on the event counter's row lock (which serialised
+them until commit); a batch pays these once (executions/services.submit_many).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def accepted_response(execution: Execution, webhook_error: str | None, created: 
 class ExecuteAsyncView(APIView):
     """POST /api/v1/execute/async/{node}.{name}: queue it and answer 202 at once."""
 
-    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py), in batches
 
     throttle_scope = "execute"
 
@@ -49,6 +49,23 @@ class ExecuteAsyncView(APIView):
         submission = services.build_submission(target, request.data, request.headers)
         execution, webhook_error, created = services.submit(submission, timezone.now(), principal_of(request))
         return accepted_response(execution, webhook_error, created)
+
+    @staticmethod
+    def post_batch(calls: list[tuple[Any, dict[str, str]]]) -> list[Response | Exception]:
+        """`post` for many requests at once: one transaction for all (services.submit_many, runtime/batching.py)."""
+        answers: list[Response | Exception | None] = [None] * len(calls)
+        items = []
+        for index, (request, kwargs) in enumerate(calls):
+            try:
+                submission = services.build_submission(kwargs["target"], request.data, request.headers)
+            except Exception as error:  # noqa: BLE001 - this request's own 4xx (or 500), not the batch's
+                answers[index] = error
+                continue
+            items.append((index, (submission, principal_of(request))))
+        outcomes = services.submit_many([item for _, item in items], timezone.now())
+        for (index, _), outcome in zip(items, outcomes, strict=True):
+            answers[index] = outcome if isinstance(outcome, Exception) else accepted_response(*outcome)
+        return answers  # type: ignore[return-value] - every slot is filled above
 
 
 class ExecutionDetailView(APIView):

@@ -276,6 +276,36 @@ def test_log_posts_sent_together_are_stored_in_batches_and_refused_one_by_one(mo
         assert numbers == sorted(numbers)
 
 
+def test_submits_sent_together_are_stored_in_batches_and_refused_one_by_one(monkeypatch):
+    make_node("hot")
+    batches: list[int] = []
+    respond_batch = direct.respond_batch
+    monkeypatch.setattr(
+        direct, "respond_batch", lambda view, requests: batches.append(len(requests)) or respond_batch(view, requests)
+    )
+
+    def submit(target: str, body: bytes, *headers: tuple[bytes, bytes]) -> tuple[dict, bytes]:
+        return scope("POST", f"/api/v1/execute/async/{target}", [HOST, JSON, *headers]), body
+
+    requests = [submit("hot.echo", json.dumps({"input": {"n": number}}).encode()) for number in range(30)]
+    requests[3] = submit("hot.nope", b'{"input": {}}')  # an unknown reasoner: a 404 for this one only
+    requests[4] = submit("hot.echo", b'{"input": 3}')  # a bad body: a 400
+    requests[5] = submit("hot.echo", b'{"input": {')  # JSON that does not parse
+    requests[6] = submit("hot.echo", b'{"input": {}}', (b"idempotency-key", b"once"))
+    requests[7] = submit("hot.echo", b'{"input": {}}', (b"idempotency-key", b"once"))  # the same again
+    answers = run_together(SyncPath(Recorder(), threads=1), requests)
+    codes = [status for status, _ in answers]
+    assert codes[3:6] == [404, 400, 400] and sorted(codes[6:8]) == [200, 202]
+    assert codes[:3] + codes[8:] == [202] * 25
+    assert answers[6][1]["execution_id"] == answers[7][1]["execution_id"]
+    assert sum(batches) == 30 and len(batches) < 30  # several requests per batch
+    stored = {execution.id: execution.input for execution in Execution.objects.all()}
+    assert len(stored) == 26
+    for number, (status, body) in enumerate(answers):
+        if status == 202 and number not in (6, 7):
+            assert stored[body["execution_id"]] == {"n": number}  # each request got its own execution
+
+
 def test_a_key_is_checked_for_each_log_post_of_a_batch():
     node = make_node("hot")
     execution = make_execution(node)

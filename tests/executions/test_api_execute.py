@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from django.utils import timezone
 
-from executions import queue, services
+from executions import events, queue, services
 from executions.models import Execution, ExecutionEvent
 from tests.factories import make_node
 from tests.processes import wait_until
@@ -432,3 +432,61 @@ def test_the_children_of_one_parent_read_its_row_once(api):
     ]
     assert len(parent_reads) == 1
     assert set(Execution.objects.filter(parent_execution_id=parent_id).values_list("priority", flat=True)) == {4}
+
+
+def _many(*subs: services.Submission) -> list:
+    return services.submit_many([(sub, services.policy.OPEN) for sub in subs], timezone.now())
+
+
+def _sub(target: str = "batch.process_corpus", body: dict | None = None, **headers) -> services.Submission:
+    return services.build_submission(target, body or {"input": {}}, headers)
+
+
+def test_submits_stored_together_are_refused_one_by_one_and_take_consecutive_places(node):
+    """services.submit_many (the API's concurrent submits): a refused submission fails alone, and the
+    children of one run inserted in one statement still take one place each, in order."""
+    outcomes = _many(
+        _sub(**{"X-Run-ID": "run_fan"}),
+        _sub("nowhere.process_corpus"),
+        _sub(**{"X-Run-ID": "run_fan"}),
+        _sub("batch.nope"),
+        _sub(**{"X-Run-ID": "run_other"}),
+        _sub(**{"X-Run-ID": "run_fan"}),
+    )
+    refused = [type(outcome).__name__ for outcome in outcomes if isinstance(outcome, Exception)]
+    assert refused == ["TargetNotFound", "TargetNotFound"]
+    stored = [outcome[0] for outcome in outcomes if not isinstance(outcome, Exception)]
+    assert all(outcome[2] for outcome in outcomes if not isinstance(outcome, Exception))  # all new
+    places = {execution.id: execution.fair_seq for execution in Execution.objects.all()}
+    assert [places[execution.id] for execution in stored] == [1, 2, 1, 3]
+    queued = ExecutionEvent.objects.filter(type=events.QUEUED).order_by("id")
+    assert [event.execution_id for event in queued] == [execution.id for execution in stored]
+
+
+def test_a_keyed_submit_in_a_batch_returns_the_first_execution_and_fails_nothing_else(node):
+    first = services.submit(_sub(**{"Idempotency-Key": "k1"}), timezone.now())[0]
+    outcomes = _many(
+        _sub(**{"Idempotency-Key": "k1"}),  # the same request again: the first execution, not new
+        _sub(body={"input": {"other": 1}}, **{"Idempotency-Key": "k1"}),  # another body: a conflict
+        _sub(**{"Idempotency-Key": "k2"}),
+        _sub(),
+    )
+    assert (outcomes[0][0].id, outcomes[0][2]) == (first.id, False)
+    assert type(outcomes[1]).__name__ == "IdempotencyConflict"
+    assert outcomes[2][2] and outcomes[3][2]
+    assert Execution.objects.count() == 3
+
+
+def test_a_batch_whose_transaction_fails_stores_none_of_it_and_answers_each(node, monkeypatch):
+    from webhooks import services as webhook_services
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the webhook insert broke")
+
+    monkeypatch.setattr(webhook_services, "register", broken)
+    hook = {"url": "https://example.com/hook", "secret": "s" * 32}
+    outcomes = _many(_sub(), _sub(body={"input": {}, "webhook": hook}), _sub(), _sub(**{"Idempotency-Key": "k"}))
+    assert [str(outcome) for outcome in outcomes[:3]] == ["the webhook insert broke"] * 3
+    assert outcomes[3][2]  # a keyed submit has its own transaction
+    assert list(Execution.objects.values_list("idempotency_key", flat=True)) == ["k"]
+    assert ExecutionEvent.objects.count() == 1
