@@ -8,20 +8,22 @@ of after it. This is start-time fair queueing with the run as the flow and a wei
 clock only moves when work is claimed, so a slow agent does not let an old backlog jump ahead
 of newcomers (a wall-clock order would).
 
-Places are computed by the INSERT and the claim themselves, so fairness costs no extra round
-trip; two inserts of one run that race may share a place, which only makes the turns coarser.
+A batch of inserts reads its places in one query (`next_places`), in the transaction of the
+INSERT; two inserts of one run that race may share a place, which only makes the turns coarser.
 """
 
 from __future__ import annotations
 
-from django.db.models import BigIntegerField
-from django.db.models.expressions import RawSQL
+from django.db import connection
 
 # Both sub-selects are index look-ups: the clock's primary key and execution_run_fair_idx.
-_NEXT_PLACE = """COALESCE(GREATEST(
+_LAST_PLACES = """
+SELECT run.id, COALESCE(GREATEST(
     (SELECT value FROM executions_fairclock WHERE id = 1),
-    (SELECT max(fair_seq) FROM executions_execution WHERE run_id = %s)
-), 0) + 1 + %s"""
+    (SELECT max(fair_seq) FROM executions_execution WHERE run_id = run.id)
+), 0)
+FROM unnest(%s::text[]) AS run(id)
+"""
 
 # The claim's part (executions/queue.py): move the clock up to the furthest place it leased.
 ADVANCE_CLOCK = """
@@ -33,7 +35,14 @@ ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value WHERE executions_fairclock
 MIN_PRIORITY, MAX_PRIORITY = -1000, 1000
 
 
-def next_place(run_id: str, offset: int = 0) -> RawSQL:
-    """The fair place of a new execution of `run_id`, as an expression its INSERT evaluates; `offset`: the
-    row's place among the rows of its run in one multi-row INSERT (which all see the same snapshot)."""
-    return RawSQL(_NEXT_PLACE, [run_id, offset], output_field=BigIntegerField())  # noqa: S611 - a constant; run_id is a parameter
+def next_places(run_ids: list[str]) -> list[int]:
+    """The fair places of new executions of `run_ids`, in order (a run may be named many times): each
+    after the last place of its run and of the ones before it here, never behind the clock."""
+    with connection.cursor() as cursor:
+        cursor.execute(_LAST_PLACES, [list(set(run_ids))])
+        last = dict(cursor.fetchall())
+    places = []
+    for run_id in run_ids:
+        last[run_id] = last[run_id] + 1
+        places.append(last[run_id])
+    return places

@@ -82,7 +82,5 @@ def make_execution(node: Node | None = None, *, now: datetime | None = None, **f
         "updated_at": now,
     }
     values.update(fields)
-    values.setdefault("fair_seq", fairness.next_place(values["run_id"]))  # as services._insert does
-    execution = Execution.objects.create(**values)
-    execution.refresh_from_db(fields=["fair_seq"])
-    return execution
+    values.setdefault("fair_seq", fairness.next_places([values["run_id"]])[0])  # as services._insert does
+    return Execution.objects.create(**values)
