@@ -286,9 +286,9 @@ AGENTFIELD_RETENTION_DAYS = env.float("AGENTFIELD_RETENTION_DAYS", default=30)
 # A schedule whose misfire policy is `skip` still fires a tick this late (executions/schedules.py).
 AGENTFIELD_SCHEDULE_GRACE_SECONDS = env.float("AGENTFIELD_SCHEDULE_GRACE_SECONDS", default=60)
 # Threads of a server process that run synchronous views (agentfield_project/runtime/sync_path.py), besides
-# two for heartbeats and one for batches of log lines (batching.py): together no more than its pooled
-# database connections, so none waits for one.
-AGENTFIELD_REQUEST_THREADS = env.int("AGENTFIELD_REQUEST_THREADS", default=13)
+# two for heartbeats and two for batches of submits and log lines (batching.py): together no more than
+# its pooled database connections, so none waits for one.
+AGENTFIELD_REQUEST_THREADS = env.int("AGENTFIELD_REQUEST_THREADS", default=12)
 # daphne's access log (a redacted line per request on stdout); off by default, see daphne_server.py.
 AGENTFIELD_ACCESS_LOG = env.bool("AGENTFIELD_ACCESS_LOG", default=False)
 AGENTFIELD_RETENTION_PRUNE_MEMORY = env.bool("AGENTFIELD_RETENTION_PRUNE_MEMORY", default=True)
