@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
 from agentfield_project.exceptions import DomainError
+from agentfield_project.short_cache import ShortCache
 from executions import access, events, fairness
 from executions.exceptions import ExecutionError, ExecutionNotFound, IdempotencyConflict, InvalidTarget, TargetNotFound
 from executions.models import Execution
@@ -159,12 +160,11 @@ def submit_many(items: list[tuple[Submission, Principal]], now: datetime) -> lis
     keyed one has its own, because a race on its key fails its INSERT and must fail nothing else.
     """
     outcomes: list[Submitted | Exception | None] = [None] * len(items)
-    nodes = _nodes({sub.node_id for sub, _ in items})
     plain: list[tuple[int, _Planned]] = []
     keyed: list[tuple[int, _Planned]] = []
     for index, (sub, principal) in enumerate(items):
         try:
-            planned = _plan(sub, principal, nodes, now)
+            planned = _plan(sub, principal, now)
         except DomainError as error:
             outcomes[index] = error
             continue
@@ -206,9 +206,9 @@ class _Planned:
     principal: Principal
 
 
-def _plan(sub: Submission, principal: Principal, nodes: dict[str, Node], now: datetime) -> _Planned | Submitted:
+def _plan(sub: Submission, principal: Principal, now: datetime) -> _Planned | Submitted:
     """Check `sub` and build its execution; or the existing execution its Idempotency-Key names."""
-    target_type = _target_type(sub, nodes)
+    target_type = _target_type(sub)
     fingerprint = sub.fingerprint()
     if sub.idempotency_key:
         existing = _existing_for_key(sub.idempotency_key, fingerprint, principal)
@@ -237,7 +237,7 @@ def create_submitted(
     sub: Submission, now: datetime, owners: tuple[int | None, int | None], restarted_from: str
 ) -> tuple[Execution, str | None]:
     """A new execution restarting `restarted_from` (executions/steering.py; no idempotency key)."""
-    target_type = _target_type(sub, _nodes({sub.node_id}))
+    target_type = _target_type(sub)
     spec, webhook_error = _webhook_spec(sub)
     execution = _build(sub, target_type, sub.fingerprint(), spec is not None, now, owners, restarted_from)
     _insert([_Planned(execution, spec, webhook_error, policy.OPEN)], now)
@@ -253,19 +253,35 @@ def _parent(execution_id: str) -> Execution | None:
         return None
 
 
-def _nodes(node_ids: set[str]) -> dict[str, Node]:
-    """The named nodes' reasoners and skills, in one query."""
-    return {node.pk: node for node in Node.objects.filter(pk__in=node_ids).only("id", "reasoners", "skills")}
+# What each node serves ({name: "reasoner" or "skill"}), remembered briefly: a burst of submits
+# names the same few nodes, and their reasoners change only when they register again. A name not
+# remembered is read again, so a reasoner registered a moment ago is never refused; one removed
+# may still be accepted for the short window (its execution then fails like any call to a gone
+# reasoner), the same window as a revoked key's.
+_served: ShortCache[str, dict[str, str]] = ShortCache()
 
 
-def _target_type(sub: Submission, nodes: dict[str, Node]) -> str:
-    node = nodes.get(sub.node_id)
-    if node is None:
-        raise TargetNotFound(f"node '{sub.node_id}' not found")
-    target_type = node.target_type(sub.name)
-    if target_type is None:
+def _target_type(sub: Submission) -> str:
+    served = _served.get(sub.node_id, _read_served)
+    if sub.name not in served:
+        _served.forget(sub.node_id)
+        served = _served.get(sub.node_id, _read_served)
+    if sub.name not in served:
         raise TargetNotFound(f"target '{sub.name}' not found on node '{sub.node_id}'")
-    return target_type
+    return served[sub.name]
+
+
+def _read_served(node_id: str) -> dict[str, str]:
+    node = Node.objects.filter(pk=node_id).only("id", "reasoners", "skills").first()
+    if node is None:
+        raise TargetNotFound(f"node '{node_id}' not found")
+    names = {*node.reasoner_ids(), *node.skill_ids()}
+    return {name: target_type for name in names if (target_type := node.target_type(name))}
+
+
+def forget_served() -> None:
+    """Drop what `_target_type` remembers (tests: a database rolled back between them)."""
+    _served.forget()
 
 
 def _webhook_spec(sub: Submission) -> tuple[Any, str | None]:

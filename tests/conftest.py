@@ -20,12 +20,14 @@ def _forget_api_keys():
     """Each test starts knowing its fresh database holds no API key (query counts stay exact), and
     keys a test created never leak into the next one. Creating or revoking a key resets the cache."""
     from executions.access import forget_reported
+    from executions.services import forget_served
     from nodes.auth import forget_keys, remember_no_keys
     from nodes.ownership import forget
 
     remember_no_keys()
     forget()  # nor do node owners cached by an earlier test's database
     forget_reported()  # nor executions
+    forget_served()  # nor what nodes serve
     yield
     forget_keys()
 

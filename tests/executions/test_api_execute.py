@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from executions import events, queue, services
 from executions.models import Execution, ExecutionEvent
+from nodes.models import Node
 from tests.factories import make_node
 from tests.processes import wait_until
 from webhooks import crypto
@@ -490,3 +491,20 @@ def test_a_batch_whose_transaction_fails_stores_none_of_it_and_answers_each(node
     assert outcomes[3][2]  # a keyed submit has its own transaction
     assert list(Execution.objects.values_list("idempotency_key", flat=True)) == ["k"]
     assert ExecutionEvent.objects.count() == 1
+
+
+def test_a_reasoner_registered_after_the_node_was_remembered_is_accepted_at_once(api, node):
+    """What a node serves is remembered briefly, but a name it does not hold is read again."""
+    assert post(api, "batch.process_corpus", {"input": {}}).status_code == 202  # remembered now
+    Node.objects.filter(pk="batch").update(reasoners=[{"id": "process_corpus"}, {"id": "summarise"}])
+    assert post(api, "batch.summarise", {"input": {}}).status_code == 202
+
+
+def test_a_reasoner_removed_is_refused_once_the_short_window_has_passed(api, node, settings):
+    assert post(api, "batch.process_corpus", {"input": {}}).status_code == 202
+    Node.objects.filter(pk="batch").update(reasoners=[], skills=[])
+    settings.AGENTFIELD_API_KEY_CACHE_SECONDS = 0  # the window (a revoked key's) has passed
+    answer = post(api, "batch.process_corpus", {"input": {}})
+    assert answer.status_code == 404 and "not found on node" in answer.json()["error"]
+    Node.objects.filter(pk="batch").delete()
+    assert post(api, "batch.process_corpus", {"input": {}}).status_code == 404
