@@ -58,10 +58,10 @@ def reportable(execution_id: str) -> Execution:
 
 def _load_reportable(execution_id: str) -> Execution:
     fields = ("id", "node_id", "owner_key_id", "submitted_by_id", "priority")
-    execution = Execution.objects.only(*fields).filter(pk=execution_id).first()
-    if execution is None:
-        raise ExecutionNotFound(f"execution '{execution_id}' not found")
-    return execution
+    try:
+        return Execution.objects.only(*fields).get(pk=execution_id)  # get(): no ORDER BY, unlike first()
+    except Execution.DoesNotExist:
+        raise ExecutionNotFound(f"execution '{execution_id}' not found") from None
 
 
 def forget_reported() -> None:

@@ -362,7 +362,9 @@ def _due(sub: Submission, now: datetime) -> datetime:
 
 
 def get_execution(execution_id: str) -> Execution:
-    execution = Execution.objects.filter(pk=execution_id).first()
-    if execution is None:
-        raise ExecutionNotFound(f"execution '{execution_id}' not found")
-    return execution
+    try:
+        # get(), not first(): first() would order by the model's ordering, which costs the status
+        # poll and the callback (the SDK's hottest reads) a fifth of their CPU to compile.
+        return Execution.objects.get(pk=execution_id)
+    except Execution.DoesNotExist:
+        raise ExecutionNotFound(f"execution '{execution_id}' not found") from None
