@@ -141,11 +141,27 @@ def _run_again(execution: Execution, reason: str, now: datetime) -> None:
             execution.requeue(now, now, reason, dropped=True)
 
 
-_INSERT_LOGS = """
+_INSERT_TRACE = """
 INSERT INTO executions_traceentry (execution_id, kind, level, message, data, created_at)
-SELECT execution_id, %s, level, message, data, %s
-  FROM unnest(%s::text[], %s::text[], %s::text[], %s::jsonb[]) AS entry(execution_id, level, message, data)
+SELECT execution_id, kind, level, message, data, %s
+  FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[]) AS entry(execution_id, kind, level, message, data)
 """
+
+
+class _TraceRows:
+    """Trace entries gathered from several requests, stored with one INSERT."""
+
+    def __init__(self) -> None:
+        self.columns: tuple[list[str], ...] = ([], [], [], [], [])  # execution_id, kind, level, message, data
+
+    def add(self, execution_id: str, kind: str, level: str, message: str, data: dict[str, Any]) -> None:
+        for column, value in zip(self.columns, (execution_id, kind, level, message, json.dumps(data)), strict=True):
+            column.append(value)
+
+    def insert(self, now: datetime) -> None:
+        if self.columns[0]:
+            with connection.cursor() as cursor:  # one statement in autocommit: one round trip, no BEGIN/COMMIT
+                cursor.execute(_INSERT_TRACE, [now, *self.columns])
 
 
 @dataclass(frozen=True)
@@ -172,7 +188,7 @@ def store_log_posts(posts: list[LogPost], now: datetime) -> list[int | DomainErr
     database error fails them all.
     """
     results: list[int | DomainError] = []
-    rows: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
+    rows = _TraceRows()
     for post in posts:
         try:
             entries = _log_entries(post.body)
@@ -181,15 +197,16 @@ def store_log_posts(posts: list[LogPost], now: datetime) -> list[int | DomainErr
         except DomainError as error:  # ExecutionError, or the nodes app's NotPermitted
             results.append(error)
             continue
-        rows[0].extend([post.execution_id] * len(entries))
-        rows[1].extend(str(entry.get("level") or "info")[:16] for entry in entries)
-        rows[2].extend(str(entry.get("message") or "")[:MAX_MESSAGE] for entry in entries)
-        rows[3].extend(json.dumps({key: value for key, value in entry.items() if key not in ("message", "level")})
-                       for entry in entries)  # fmt: skip
+        for entry in entries:
+            rows.add(
+                post.execution_id,
+                TraceEntry.Kind.LOG,
+                str(entry.get("level") or "info")[:16],
+                str(entry.get("message") or "")[:MAX_MESSAGE],
+                {key: value for key, value in entry.items() if key not in ("message", "level")},
+            )
         results.append(len(entries))
-    if rows[0]:
-        with connection.cursor() as cursor:  # one statement in autocommit: one round trip, no BEGIN/COMMIT
-            cursor.execute(_INSERT_LOGS, [TraceEntry.Kind.LOG, now, *rows])
+    rows.insert(now)
     return results
 
 
@@ -204,8 +221,30 @@ def _log_entries(body: Any) -> list[dict]:
     return entries
 
 
-def store_step_event(body: Any, now: datetime, principal: Principal = policy.OPEN) -> TraceEntry:
+def store_step_event(body: Any, now: datetime, principal: Principal = policy.OPEN) -> None:
     """The SDK's start/finish step event: trace only (it never changes the execution's status)."""
+    [refused] = store_step_events([(body, principal)], now)
+    if refused is not None:
+        raise refused
+
+
+def store_step_events(posts: list[tuple[Any, Principal]], now: datetime) -> list[DomainError | None]:
+    """`store_step_event` for several requests (body, sender): the error that refused each, or None; one INSERT."""
+    results: list[DomainError | None] = []
+    rows = _TraceRows()
+    for body, principal in posts:
+        try:
+            execution_id, status, data = _step_event(body, principal)
+        except DomainError as error:
+            results.append(error)
+            continue
+        rows.add(execution_id, TraceEntry.Kind.STEP, "info", f"step {status}", data)
+        results.append(None)
+    rows.insert(now)
+    return results
+
+
+def _step_event(body: Any, principal: Principal) -> tuple[str, str, dict[str, Any]]:
     if not isinstance(body, dict):
         raise ExecutionError("event body must be a JSON object")
     execution_id = body.get("execution_id")
@@ -215,14 +254,7 @@ def store_step_event(body: Any, now: datetime, principal: Principal = policy.OPE
         access.check(principal, access.reportable(execution_id), policy.may_report)
     status = statuses.normalize(body.get("status")) or str(body.get("status") or "")[:32]
     data = {key: body[key] for key in ("status", "reasoner_id", "agent_node_id", "duration_ms", "error") if key in body}
-    return TraceEntry.objects.create(
-        execution_id=execution_id,
-        kind=TraceEntry.Kind.STEP,
-        level="info",
-        message=f"step {status}",
-        data=data,
-        created_at=now,
-    )
+    return execution_id, status, data
 
 
 def store_note(execution_id: str, body: Any, now: datetime, principal: Principal = policy.OPEN) -> TraceEntry:

@@ -1,4 +1,4 @@
-"""Requests to a batched view, gathered on the event loop and answered together by one thread.
+"""Requests to a batched view, gathered on the event loop and answered together by a thread of their own.
 
 The SDK posts its log lines one request at a time, fire-and-forget: a fan-out of a thousand
 children sends about eight thousand of them, several hundred in flight at once. Each waited for
@@ -10,6 +10,7 @@ of their own answers each batch with one call of `post_batch` (for the log lines
 wait for a request thread, one database round trip for many requests. A request is answered once
 its batch has committed, so an accepted log line is stored, as before.
 
+The SDK's step events (a start and an end per reasoner call) are batched like its log lines.
 Submits (execute/async) are batched the same way: under load, concurrent submits each paid a
 BEGIN, a node look-up, a COMMIT and a turn on the event counter's row lock (which serialised
 them until commit); a batch pays these once (executions/services.submit_many).

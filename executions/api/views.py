@@ -237,11 +237,18 @@ def logs_stored(stored: int) -> Response:
 
 
 class StepEventView(APIView):
-    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
+    served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py), in batches
 
     def post(self, request):
         callbacks.store_step_event(request.data, timezone.now(), principal_of(request))
         return Response({"success": True})
+
+    @staticmethod
+    def post_batch(calls: list[tuple[Any, dict[str, str]]]) -> list[Response | Exception]:
+        """`post` for many requests at once: every accepted event in one INSERT (runtime/batching.py)."""
+        posts = [(request.data, principal_of(request)) for request, _ in calls]
+        refusals = callbacks.store_step_events(posts, timezone.now())
+        return [refused or Response({"success": True}) for refused in refusals]
 
 
 class NoteView(APIView):

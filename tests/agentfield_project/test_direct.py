@@ -306,6 +306,41 @@ def test_submits_sent_together_are_stored_in_batches_and_refused_one_by_one(monk
             assert stored[body["execution_id"]] == {"n": number}  # each request got its own execution
 
 
+def test_step_events_sent_together_are_stored_in_batches_and_refused_one_by_one(monkeypatch):
+    node = make_node("hot")
+    execution = make_execution(node)
+    _, admin_key = auth.issue_key("admin")
+    _, other_agent = auth.issue_key("agent", role="agent", node_ids=["other"])
+    batches: list[int] = []
+    respond_batch = direct.respond_batch
+    monkeypatch.setattr(
+        direct, "respond_batch", lambda view, requests: batches.append(len(requests)) or respond_batch(view, requests)
+    )
+
+    def event(body: object, key: str = admin_key) -> tuple[dict, bytes]:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return scope("POST", "/api/v1/workflow/executions/events", [HOST, JSON, (b"x-api-key", key.encode())]), raw
+
+    def step(number: int) -> dict:
+        return {"execution_id": execution.id, "status": "running" if number % 2 else "succeeded", "reasoner_id": "echo"}
+
+    requests = [event(step(number)) for number in range(24)]
+    requests[2] = event([1, 2])  # not an object: a 400 for this one only
+    requests[3] = event({"status": "running"})  # no execution_id: a 400
+    requests[4] = event(step(4), other_agent)  # an agent key of another node may not see it: a 404
+    requests[5] = event(b'{"execution_id": ')  # JSON that does not parse
+    answers = run_together(SyncPath(Recorder(), threads=1), requests)
+    codes = [status for status, _ in answers]
+    assert codes[2:6] == [400, 400, 404, 400] and codes[:2] + codes[6:] == [200] * 20
+    assert all(body == {"success": True} for status, body in answers if status == 200)
+    assert sum(batches) == 24 and len(batches) < 24
+    stored = TraceEntry.objects.filter(kind=TraceEntry.Kind.STEP, execution_id=execution.id).order_by("id")
+    assert [entry.message for entry in stored] == [
+        f"step {step(number)['status']}" for number in range(24) if number not in (2, 3, 4, 5)
+    ]
+    assert stored[0].data == {"status": "succeeded", "reasoner_id": "echo"} and stored[0].level == "info"
+
+
 def test_a_key_is_checked_for_each_log_post_of_a_batch():
     node = make_node("hot")
     execution = make_execution(node)
