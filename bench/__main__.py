@@ -121,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--code-root",
         default=str(procs.ROOT),
-        help="scenarios 8 and 9: the checkout whose server and dispatchers run (e.g. a worktree of an older commit)",
+        help="scenarios 8, 9 and 11: the checkout whose server and dispatchers run (e.g. a worktree of an older"
+        " commit); the other scenarios run the checkout the bench runs from, so run it from inside that one",
     )
     parser.add_argument("--label", default="", help="appended to the results file name, e.g. 'before'")
     parser.add_argument("--output", default=str(RESULTS), help="directory for the Markdown results")
@@ -180,17 +181,33 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+# The scenarios that start the checkout named by --code-root; the others run the bench's own.
+CODE_ROOT_SCENARIOS = {"8", "9", "11"}
+
+
+def _number(scenario: str) -> tuple[int, str]:
+    return len(scenario), scenario  # "8" before "11"
+
+
 def main(argv: list[str]) -> int:
-    options = _parser().parse_args(argv)
+    parser = _parser()
+    options = parser.parse_args(argv)
+    scenarios = [part.strip() for part in options.scenarios.split(",") if part.strip()]
+    if Path(options.code_root).resolve() != procs.ROOT.resolve() and set(scenarios) - CODE_ROOT_SCENARIOS:
+        # Measuring the bench's own checkout under another one's name would be a silent lie.
+        parser.error(
+            f"--code-root applies to scenarios {', '.join(sorted(CODE_ROOT_SCENARIOS, key=_number))} only; for scenario(s) "
+            f"{', '.join(sorted(set(scenarios) - CODE_ROOT_SCENARIOS, key=_number))}, run the bench from inside {options.code_root}"
+        )
     ctx = _context(options)
     command = "python -m bench " + shlex.join(argv) if argv else "python -m bench"
     facts = {"Machine": machine(), "PostgreSQL": pg.server_facts(ctx.server)}
-    facts["Code under test (scenarios 8, 9)"] = plane.describe(ctx.code_root)
+    facts["Code under test (scenarios 8, 9, 11)"] = plane.describe(ctx.code_root)
     rows: list[Row] = []
     signal.signal(signal.SIGTERM, _interrupt)
     interrupted = False
     try:
-        for number in [part.strip() for part in options.scenarios.split(",") if part.strip()]:
+        for number in scenarios:
             rows += _run_scenario(number, ctx)
     except KeyboardInterrupt:
         interrupted = True
