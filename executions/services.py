@@ -155,8 +155,8 @@ def submit_many(items: list[tuple[Submission, Principal]], now: datetime) -> lis
     """`submit` for several submissions at once (the API's concurrent submits, runtime/batching.py): each
     one's outcome, or the error that refused it (alone) or that failed its transaction.
 
-    Those without an Idempotency-Key are stored in one transaction: one BEGIN/COMMIT, one node
-    look-up and one turn of the event counter's row lock (events.record_many) for all of them. A
+    Those without an Idempotency-Key are stored in one transaction: one BEGIN/COMMIT, one INSERT
+    and one turn of the event counter's row lock (events.record_many) for all of them. A
     keyed one has its own, because a race on its key fails its INSERT and must fail nothing else.
     """
     outcomes: list[Submitted | Exception | None] = [None] * len(items)
@@ -173,26 +173,9 @@ def submit_many(items: list[tuple[Submission, Principal]], now: datetime) -> lis
         else:
             outcomes[index] = planned  # an earlier request with the same Idempotency-Key
     for group in [plain] + [[one] for one in keyed]:
-        if not group:
-            continue
-        try:
-            _insert([planned for _, planned in group], now)
-        except IntegrityError as error:
-            if len(group) > 1:  # not a key race: only a keyed group can lose one
-                for index, _ in group:
-                    outcomes[index] = error
-                continue
-            index, planned = group[0]
-            try:
-                outcomes[index] = _race_lost(planned, error)
-            except Exception as lost:  # noqa: BLE001 - IdempotencyConflict, or the INSERT's own error
-                outcomes[index] = lost
-        except Exception as error:  # noqa: BLE001 - e.g. the database is away: this group's requests answer it
-            for index, _ in group:
-                outcomes[index] = error
-        else:
-            for index, planned in group:
-                outcomes[index] = (planned.execution, planned.webhook_error, True)
+        if group:
+            for (index, _), outcome in zip(group, _stored([planned for _, planned in group], now), strict=True):
+                outcomes[index] = outcome
     return outcomes  # type: ignore[return-value] - every slot is filled above
 
 
@@ -224,13 +207,27 @@ def _plan(sub: Submission, principal: Principal, now: datetime) -> _Planned | Su
     return _Planned(execution, spec, webhook_error, principal)
 
 
-def _race_lost(planned: _Planned, error: IntegrityError) -> Submitted:
+def _stored(group: list[_Planned], now: datetime) -> list[Submitted | Exception]:
+    """Insert `group` in one transaction: each one's outcome, or the error that failed the transaction."""
+    try:
+        _insert(group, now)
+    except IntegrityError as error:
+        if len(group) == 1 and group[0].execution.idempotency_key:  # a keyed group is alone: a key race
+            return [_race_lost(group[0], error)]
+        return [error] * len(group)
+    except Exception as error:  # noqa: BLE001 - e.g. the database is away: this group's requests answer it
+        return [error] * len(group)
+    return [(planned.execution, planned.webhook_error, True) for planned in group]
+
+
+def _race_lost(planned: _Planned, error: IntegrityError) -> Submitted | Exception:
     """Two requests raced with the same Idempotency-Key: the first one's row wins."""
     execution = planned.execution
-    existing = _existing_for_key(execution.idempotency_key or "", execution.request_fingerprint, planned.principal)
-    if existing is None:
-        raise error
-    return existing, None, False
+    try:
+        existing = _existing_for_key(execution.idempotency_key or "", execution.request_fingerprint, planned.principal)
+    except Exception as refused:  # noqa: BLE001 - IdempotencyConflict, or the database went away
+        return refused
+    return error if existing is None else (existing, None, False)
 
 
 def create_submitted(

@@ -5,8 +5,8 @@ children sends about eight thousand of them, several hundred in flight at once. 
 a request thread behind the submits, polls and callbacks, and the SDK agent's HTTP client spends
 CPU on every request in flight (its pool matches each queued request against each connection):
 the longer log posts took, the more of the agent's CPU they cost (bench scenario 6). Requests
-for a view with `post_batch` (direct.py) instead join the batch being gathered, and one thread
-of their own answers each batch with one call of `post_batch` (for the log lines, one INSERT): no
+for a view with `post_batch` (direct.py) instead join the batch being gathered, and threads of
+their own answer each batch with one call of `post_batch` (for the log lines, one INSERT): no
 wait for a request thread, one database round trip for many requests. A request is answered once
 its batch has committed, so an accepted log line is stored, as before.
 
@@ -33,7 +33,7 @@ Request = tuple[dict[str, Any], dict[str, Any], bytes]  # (URL kwargs, WSGI envi
 
 
 class Batches:
-    """Pending requests per batched view class; one batch at a time in one thread."""
+    """Pending requests per batched view class; at most `threads` batches of a view at a time."""
 
     def __init__(self, max_batch: int = MAX_BATCH, threads: int = THREADS) -> None:
         self.max_batch = max_batch
