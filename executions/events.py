@@ -10,6 +10,8 @@ because the table is the truth and PostgreSQL folds identical notifications of o
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +64,20 @@ SELECT (SELECT max(id) FROM inserted), pg_notify(channel, '') FROM unnest(%(chan
 """
 
 
+def _positional(sql: str) -> tuple[str, list[str]]:
+    """`sql` with its %(name)s placeholders made positional, and the names in their order."""
+    names = re.findall(r"%\((\w+)\)s", sql)
+    return re.sub(r"%\((\w+)\)s", "%s", sql), names
+
+
+# The same after an INSERT of new executions (`stored`, given with positional parameters): the rows
+# and their events are one autocommit statement, so a batch of submits costs one round trip and one
+# commit instead of a BEGIN, an INSERT, the events and a COMMIT (executions/services.py).
+_STORE_AND_RECORD, _STORE_AND_RECORD_NAMES = _positional(
+    "WITH stored AS ({insert}),\n" + _RECORD.strip().removeprefix("WITH ")
+)
+
+
 # The same, around a batch UPDATE of executions (`changed`): one autocommit statement changes the
 # rows and appends one event per changed row, so a batch costs one round trip and one commit.
 # `notified` is read by the final SELECT only when a row changed: no change, no NOTIFY.
@@ -98,6 +114,22 @@ def update_and_record(update: str, params: dict[str, Any], type: str, now: datet
         return {row[0]: row for row in cursor.fetchall()}
 
 
+def store_and_record(
+    insert: str,
+    insert_params: Sequence[Any],
+    items: list[tuple[Execution, str, dict[str, Any]]],
+    now: datetime,
+    notify: tuple[str, ...] = (),
+) -> int:
+    """Run `insert` (an INSERT of the executions of `items`, positional parameters) and append their
+    events, in one statement; return the last event id. Like `record_many`, call it last in a transaction."""
+    named = _record_params(items, now, notify)
+    sql = _STORE_AND_RECORD.replace("{insert}", insert, 1)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*insert_params, *(named[name] for name in _STORE_AND_RECORD_NAMES)])
+        return cursor.fetchone()[0]
+
+
 def record(
     execution: Execution, type: str, now: datetime, data: dict[str, Any] | None = None, notify: tuple[str, ...] = ()
 ) -> int:
@@ -113,7 +145,15 @@ def record_many(items: list[tuple[Execution, str, dict[str, Any]]], now: datetim
     """
     if not items:
         return 0
-    params = {
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD, _record_params(items, now, notify))
+        return cursor.fetchone()[0]
+
+
+def _record_params(
+    items: list[tuple[Execution, str, dict[str, Any]]], now: datetime, notify: tuple[str, ...]
+) -> dict[str, Any]:
+    return {
         "count": len(items),
         "now": now,
         "execution_ids": [execution.id for execution, _, _ in items],
@@ -125,9 +165,6 @@ def record_many(items: list[tuple[Execution, str, dict[str, Any]]], now: datetim
         "datas": [json.dumps(data) for _, _, data in items],
         "channels": [CHANNEL, *notify],
     }
-    with connection.cursor() as cursor:
-        cursor.execute(_RECORD, params)
-        return cursor.fetchone()[0]
 
 
 def as_frame(event: ExecutionEvent) -> dict[str, Any]:

@@ -8,8 +8,8 @@ of after it. This is start-time fair queueing with the run as the flow and a wei
 clock only moves when work is claimed, so a slow agent does not let an old backlog jump ahead
 of newcomers (a wall-clock order would).
 
-A batch of inserts reads its places in one query (`next_places`), in the transaction of the
-INSERT; two inserts of one run that race may share a place, which only makes the turns coarser.
+A batch of inserts reads its places in one query (`next_places`) just before its INSERT; two
+inserts of one run that race may share a place, which only makes the turns coarser.
 """
 
 from __future__ import annotations

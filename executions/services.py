@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -13,7 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models import sql
 from django.utils.dateparse import parse_datetime
 
 from agentfield_project.exceptions import DomainError
@@ -155,9 +157,10 @@ def submit_many(items: list[tuple[Submission, Principal]], now: datetime) -> lis
     """`submit` for several submissions at once (the API's concurrent submits, runtime/batching.py): each
     one's outcome, or the error that refused it (alone) or that failed its transaction.
 
-    Those without an Idempotency-Key are stored in one transaction: one BEGIN/COMMIT, one INSERT
-    and one turn of the event counter's row lock (events.record_many) for all of them. A
-    keyed one has its own, because a race on its key fails its INSERT and must fail nothing else.
+    Those without an Idempotency-Key are stored together: one read of their fair places, then one
+    statement (its own transaction) holding their INSERT and one turn of the event counter's row lock
+    (events.store_and_record). A keyed one is stored alone, because a race on its key fails its
+    INSERT and must fail nothing else.
     """
     outcomes: list[Submitted | Exception | None] = [None] * len(items)
     plain: list[tuple[int, _Planned]] = []
@@ -337,19 +340,39 @@ def _build(
 
 
 def _insert(planned: list[_Planned], now: datetime) -> None:
-    """Store the executions, their webhooks and their `queued` events in one transaction."""
+    """Store the executions, their webhooks and their `queued` events, all or nothing.
+
+    Without webhooks (the common case) that is one autocommit statement; a webhook is a row of its
+    own, so a batch with one takes a transaction.
+    """
     executions = [one.execution for one in planned]
-    with transaction.atomic():
-        for execution, place in zip(executions, fairness.next_places([e.run_id for e in executions]), strict=True):
-            execution.fair_seq = place
-        # Plain values only: Django inserts many rows with one UNNEST, its cheapest form.
-        Execution.objects.bulk_create(executions)
-        for one in planned:
-            if one.spec is not None:
-                webhooks.register(one.execution.id, one.spec, now)
-        events.record_many(
-            [(execution, events.QUEUED, {}) for execution in executions], now, (events.DISPATCH_CHANNEL,)
-        )
+    for execution, place in zip(executions, fairness.next_places([e.run_id for e in executions]), strict=True):
+        execution.fair_seq = place
+    queued = [(execution, events.QUEUED, {}) for execution in executions]
+    if all(one.spec is None for one in planned):
+        # Inside a caller's transaction, a savepoint: a failure must leave that transaction usable.
+        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+            events.store_and_record(*_insert_statement(executions), queued, now, (events.DISPATCH_CHANNEL,))
+    else:
+        with transaction.atomic():
+            Execution.objects.bulk_create(executions)
+            for one in planned:
+                if one.spec is not None:
+                    webhooks.register(one.execution.id, one.spec, now)
+            events.record_many(queued, now, (events.DISPATCH_CHANNEL,))
+    for execution in executions:
+        execution._state.adding, execution._state.db = False, connection.alias
+
+
+def _insert_statement(executions: list[Execution]) -> tuple[str, tuple[Any, ...]]:
+    """Django's own INSERT of `executions` (`bulk_create`'s), to run inside a larger statement.
+
+    Plain values only: for many rows Django then writes one UNNEST of an array per column.
+    """
+    query = sql.InsertQuery(Execution)
+    query.insert_values([f for f in Execution._meta.concrete_fields if not f.generated], executions)
+    [(statement, params)] = query.get_compiler(connection=connection).as_sql()
+    return statement, params
 
 
 def _due(sub: Submission, now: datetime) -> datetime:

@@ -493,6 +493,33 @@ def test_a_batch_whose_transaction_fails_stores_none_of_it_and_answers_each(node
     assert ExecutionEvent.objects.count() == 1
 
 
+def test_a_batch_without_webhooks_is_stored_by_one_statement_after_its_places(
+    transactional_db, node, django_assert_num_queries
+):
+    """Rows, events and NOTIFY in one autocommit statement (as the batch threads run it): no BEGIN, no COMMIT."""
+    _many(_sub())  # what the node serves is remembered from here on
+    with django_assert_num_queries(2) as captured:
+        outcomes = _many(_sub(), _sub(**{"X-Run-ID": "run_two"}), _sub(**{"X-Run-ID": "run_two"}))
+    assert captured.captured_queries[1]["sql"].startswith("WITH stored AS (INSERT INTO")
+    stored = [outcome[0].id for outcome in outcomes]
+    assert list(Execution.objects.filter(pk__in=stored).order_by("fair_seq", "id").values_list("fair_seq", flat=True))[
+        -2:
+    ] == [1, 2]
+    queued = ExecutionEvent.objects.filter(type=events.QUEUED, execution_id__in=stored).order_by("id")
+    assert [event.execution_id for event in queued] == stored
+
+
+def test_a_batch_whose_statement_fails_stores_none_of_it_and_answers_each(node, monkeypatch):
+    # pg_notify refuses a channel name this long: the statement fails after its INSERTs ran.
+    monkeypatch.setattr(events, "DISPATCH_CHANNEL", "x" * 100)
+    outcomes = _many(_sub(), _sub(), _sub())
+    assert all("channel name too long" in str(outcome) for outcome in outcomes)
+    assert (Execution.objects.count(), ExecutionEvent.objects.count()) == (0, 0)
+    monkeypatch.undo()
+    assert all(outcome[2] for outcome in _many(_sub(), _sub()))  # the next batch is stored
+    assert (Execution.objects.count(), ExecutionEvent.objects.count()) == (2, 2)
+
+
 def test_a_reasoner_registered_after_the_node_was_remembered_is_accepted_at_once(api, node):
     """What a node serves is remembered briefly, but a name it does not hold is read again."""
     assert post(api, "batch.process_corpus", {"input": {}}).status_code == 202  # remembered now
