@@ -27,6 +27,7 @@ class Wakeup:
         self.event = threading.Event()
         self._channels = channels
         self._fired: set[str] = set()
+        self._heard: dict[str, int] = dict.fromkeys(channels, 0)  # notifications per channel, pokes not counted
         self._fired_lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="wakeup-listener", daemon=True)
@@ -52,6 +53,16 @@ class Wakeup:
             fired, self._fired = self._fired, set()
         return fired
 
+    def heard(self, channel: str) -> int:
+        """How many times `channel` was notified (or the listener reconnected) so far: a change means news."""
+        with self._fired_lock:
+            return self._heard[channel]
+
+    def _hear(self, channel: str) -> None:
+        with self._fired_lock:
+            self._heard[channel] += 1
+        self.poke(channel)
+
     def _fire(self, channel: str) -> None:
         with self._fired_lock:
             self._fired.add(channel)
@@ -69,7 +80,7 @@ class Wakeup:
     def _session(self, conn: psycopg.Connection) -> None:
         """Poke every channel (anything committed while we were away is due now), then each notified one."""
         for channel in self._channels:
-            self.poke(channel)
+            self._hear(channel)
         while not self._stopping.is_set():
             for notify in conn.notifies(timeout=1.0, stop_after=1):
-                self.poke(notify.channel)
+                self._hear(notify.channel)

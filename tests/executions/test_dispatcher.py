@@ -372,6 +372,62 @@ def test_run_once_claims_no_more_than_its_free_slots(loop, stub_agent):
     assert Execution.objects.filter(attempt=0).count() == 2
 
 
+def test_once_a_claim_found_the_queue_empty_a_call_ending_claims_again_only_after_news(
+    transactional_db, stub_agent, settings
+):
+    """Under load half the claims were empty: a round after a call ended claimed, though nothing had
+    been announced. Now it claims after a NOTIFY (`heard` moves), or once the poll interval passed."""
+    settings.AGENTFIELD_DISPATCHER_POLL_SECONDS = 3600
+    heard = [0]
+    loop = ExecutionDispatcher("test-dispatcher", concurrency=4, heard=lambda: heard[0])
+    try:
+        stub_agent.status = 200
+        now = timezone.now()
+        node = make_node(now=now, base_url=stub_agent.url)
+        first = make_execution(node, now=now)
+        assert loop.run_once(now) is True  # 1 of 4 slots asked for was due: the queue is empty now
+        _rounds_until(loop, now, lambda: loop.in_flight == 0)  # the call ended and was recorded
+        later = make_execution(node, now=now)  # committed without a NOTIFY reaching this loop
+        loop.run_once(now)
+        assert Execution.objects.get(pk=later.pk).attempt == 0
+        heard[0] += 1  # the NOTIFY of its submit
+        loop.run_once(now)
+        assert Execution.objects.get(pk=later.pk).attempt == 1
+        _rounds_until(loop, now, lambda: loop.in_flight == 0)
+        polled = make_execution(node, now=now)
+        loop.run_once(now)
+        assert Execution.objects.get(pk=polled.pk).attempt == 0
+        settings.AGENTFIELD_DISPATCHER_POLL_SECONDS = 0  # the poll interval has passed
+        loop.run_once(now)
+        assert Execution.objects.get(pk=polled.pk).attempt == 1
+        assert Execution.objects.get(pk=first.pk).status == "succeeded"
+    finally:
+        loop.drain(timeout=10)
+
+
+def test_a_claim_that_filled_every_free_slot_claims_the_rest_as_calls_end(transactional_db, stub_agent, settings):
+    settings.AGENTFIELD_DISPATCHER_POLL_SECONDS = 3600
+    loop = ExecutionDispatcher("test-dispatcher", concurrency=4, heard=lambda: 0)  # no NOTIFY ever
+    try:
+        stub_agent.status = 200
+        now = timezone.now()
+        node = make_node(now=now, base_url=stub_agent.url)
+        ids = [make_execution(node, now=now).pk for _ in range(6)]
+        loop.run_once(now)
+        assert loop.in_flight == 4  # every free slot taken: more may be due
+        _rounds_until(loop, now, lambda: Execution.objects.filter(pk__in=ids, status="succeeded").count() == 6)
+    finally:
+        loop.drain(timeout=10)
+
+
+def _rounds_until(loop: ExecutionDispatcher, now, done) -> None:
+    def round_then_check() -> bool:
+        loop.run_once(now)
+        return done()
+
+    wait_until(round_then_check, timeout=20, message="the dispatcher's rounds to get there")
+
+
 def test_run_once_gives_up_on_an_execution_whose_dispatchers_keep_dying(loop, stub_agent):
     now = timezone.now()
     execution = make_execution(make_node(now=now, base_url=stub_agent.url), now=now, attempt=5, max_attempts=5)

@@ -52,3 +52,13 @@ def test_after_its_connection_is_killed_it_reconnects_and_treats_every_channel_a
     fires(wakeup, CHANNELS, "the catch-up poke after reconnecting")
     sender.execute("SELECT pg_notify(%s, '')", [CHANNELS[0]])
     fires(wakeup, [CHANNELS[0]], "a notification on the new connection")
+
+
+def test_heard_counts_notifications_and_reconnects_not_pokes(wakeup, sender):
+    """The dispatcher claims after news (`heard` moved); its own pokes (a call ended) are no news."""
+    wait_until(lambda: wakeup.heard(CHANNELS[0]) == 1, timeout=30, message="the first connection's catch-up")
+    wakeup.poke(CHANNELS[0])
+    assert CHANNELS[0] in wakeup.fired() and wakeup.heard(CHANNELS[0]) == 1
+    sender.execute("SELECT pg_notify(%s, '')", [CHANNELS[0]])
+    wait_until(lambda: wakeup.heard(CHANNELS[0]) == 2, timeout=30, message="the notification counted")
+    assert wakeup.heard(CHANNELS[1]) == 1

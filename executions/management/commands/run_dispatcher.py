@@ -45,7 +45,10 @@ class Command(BaseCommand):
         listen = settings.AGENTFIELD_DISPATCHER_LISTEN and not no_listen
         wakeup = Wakeup([ExecutionDispatcher.channel, DeliveryWorker.channel, NoticeWorker.channel], listen=listen)
         dispatcher = ExecutionDispatcher(
-            worker_id, concurrency, on_wake=lambda: wakeup.poke(ExecutionDispatcher.channel)
+            worker_id,
+            concurrency,
+            on_wake=lambda: wakeup.poke(ExecutionDispatcher.channel),
+            heard=lambda: wakeup.heard(ExecutionDispatcher.channel),
         )
         deliveries = DeliveryWorker(
             worker_id, settings.AGENTFIELD_WEBHOOK_CONCURRENCY, on_wake=lambda: wakeup.poke(DeliveryWorker.channel)
