@@ -388,6 +388,20 @@ def test_a_request_the_middlewares_refuse_is_refused_as_before(served, path, hos
     assert served == []
 
 
+def test_the_hosts_judged_are_remembered_but_a_change_of_allowed_hosts_applies_at_once(served, settings):
+    make_node("hot")
+
+    def heartbeat() -> int:
+        request = scope("POST", "/api/v1/nodes/hot/heartbeat", [HOST, JSON])
+        return run(SyncPath(Recorder(), threads=1), request, b"{}")[0]
+
+    assert heartbeat() == 200 and heartbeat() == 200
+    settings.ALLOWED_HOSTS = ["agents.example"]
+    assert heartbeat() == 400  # refused by the whole path, as CommonMiddleware refuses it
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    assert heartbeat() == 200
+
+
 def test_behind_https_the_hsts_header_is_sent_as_securitymiddleware_sends_it(served, settings):
     settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = 3600, True
     make_node("hot")
