@@ -209,6 +209,32 @@ def test_twisted_does_not_parse_form_fields_that_daphne_never_reads(monkeypatch)
     assert processed == [b"/api/v1/memory/set"]
 
 
+def test_one_sweep_answers_the_requests_past_their_deadline_and_only_those(monkeypatch, settings):
+    """No timer per request: a request is listed with its deadline until its body is in, and the
+    server's periodic sweep answers 408 to those still being read past it."""
+    from twisted.web.test.requesthelper import DummyChannel
+
+    from agentfield_project.runtime import daphne_server
+
+    monkeypatch.setattr(GuardedRequest, "process", lambda request: None)
+    settings.AGENTFIELD_REQUEST_READ_TIMEOUT_SECONDS = 0
+
+    def request_on(channel: DummyChannel) -> GuardedRequest:
+        channel.factory = SimpleNamespace(server=SimpleNamespace(protocol_connected=lambda request: None))
+        return GuardedRequest(channel)
+
+    done_channel, slow_channel = DummyChannel(), DummyChannel()
+    done, slow = request_on(done_channel), request_on(slow_channel)
+    assert {done, slow} <= set(daphne_server._reading)
+    done.gotLength(0)
+    done.requestReceived(b"POST", b"/api/v1/memory/set", b"HTTP/1.1")
+    assert done not in daphne_server._reading
+    daphne_server._sweep_slow_requests()
+    assert slow not in daphne_server._reading
+    assert b"408" in slow_channel.transport.written.getvalue()
+    assert slow_channel.transport.disconnected and not done_channel.transport.written.getvalue()
+
+
 def test_startup_objects_are_frozen_out_of_the_cyclic_gc_with_the_views_loaded():
     """A full collection walked every object loaded at startup and stalled all requests for 70-95 ms
     (bench scenario 3); the server freezes them once the URL conf has imported the views."""
