@@ -218,10 +218,20 @@ def main(argv: list[str]) -> int:
     out = Path(options.output)
     out.mkdir(parents=True, exist_ok=True)
     suffix = (f"-{options.label}" if options.label else "") + ("-partial" if interrupted else "")
-    path = out / f"{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}-s{options.scenarios.replace(',', '')}{suffix}.md"
+    stem = f"{datetime.now(UTC).strftime('%Y-%m-%dT%H%M')}-s{options.scenarios.replace(',', '')}{suffix}"
+    path = _unused(out, stem)
     path.write_text(text)
     progress(f"written {path}")
     return 130 if interrupted else 0
+
+
+def _unused(directory: Path, stem: str) -> Path:
+    """`stem`.md in `directory`, or `stem`-2.md, -3, ...: two runs in one minute with one label keep both."""
+    path, copy = directory / f"{stem}.md", 1
+    while path.exists():
+        copy += 1
+        path = directory / f"{stem}-{copy}.md"
+    return path
 
 
 if __name__ == "__main__":
