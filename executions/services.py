@@ -158,9 +158,9 @@ def submit_many(items: list[tuple[Submission, Principal]], now: datetime) -> lis
     one's outcome, or the error that refused it (alone) or that failed its transaction.
 
     Those without an Idempotency-Key are stored together: one read of their fair places, then one
-    statement (its own transaction) holding their INSERT and one turn of the event counter's row lock
-    (events.store_and_record). A keyed one is stored alone, because a race on its key fails its
-    INSERT and must fail nothing else.
+    statement holding their INSERT and one turn of the event counter's row lock
+    (events.store_and_record), in one transaction with their webhooks' rows if any. A keyed one is
+    stored alone, because a race on its key fails its INSERT and must fail nothing else.
     """
     outcomes: list[Submitted | Exception | None] = [None] * len(items)
     plain: list[tuple[int, _Planned]] = []
@@ -342,24 +342,21 @@ def _build(
 def _insert(planned: list[_Planned], now: datetime) -> None:
     """Store the executions, their webhooks and their `queued` events, all or nothing.
 
-    Without webhooks (the common case) that is one autocommit statement; a webhook is a row of its
-    own, so a batch with one takes a transaction.
+    The executions and their events are one statement, so without webhooks (the common case) a
+    batch is its own autocommit transaction. A webhook is a row of its own (keyed by the execution's
+    id, no foreign key), stored first in a transaction, so the statement that takes the event
+    counter's row lock is still the last one.
     """
     executions = [one.execution for one in planned]
     for execution, place in zip(executions, fairness.next_places([e.run_id for e in executions]), strict=True):
         execution.fair_seq = place
-    queued = [(execution, events.QUEUED, {}) for execution in executions]
-    if all(one.spec is None for one in planned):
-        # Inside a caller's transaction, a savepoint: a failure must leave that transaction usable.
-        with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-            events.store_and_record(*_insert_statement(executions), queued, now, (events.DISPATCH_CHANNEL,))
-    else:
-        with transaction.atomic():
-            Execution.objects.bulk_create(executions)
-            for one in planned:
-                if one.spec is not None:
-                    webhooks.register(one.execution.id, one.spec, now)
-            events.record_many(queued, now, (events.DISPATCH_CHANNEL,))
+    hooked = [one for one in planned if one.spec is not None]
+    # Inside a caller's transaction, a savepoint: a failure must leave that transaction usable.
+    with transaction.atomic() if hooked or connection.in_atomic_block else contextlib.nullcontext():
+        for one in hooked:
+            webhooks.register(one.execution.id, one.spec, now)
+        queued = [(execution, events.QUEUED, {}) for execution in executions]
+        events.store_and_record(*_insert_statement(executions), queued, now, (events.DISPATCH_CHANNEL,))
     for execution in executions:
         execution._state.adding, execution._state.db = False, connection.alias
 
