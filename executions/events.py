@@ -9,13 +9,15 @@ because the table is the truth and PostgreSQL folds identical notifications of o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import QuerySet, sql
 
 from agentfield_project.timestamps import rfc3339
 
@@ -64,10 +66,10 @@ SELECT (SELECT max(id) FROM inserted), pg_notify(channel, '') FROM unnest(%(chan
 """
 
 
-def _positional(sql: str) -> tuple[str, list[str]]:
-    """`sql` with its %(name)s placeholders made positional, and the names in their order."""
-    names = re.findall(r"%\((\w+)\)s", sql)
-    return re.sub(r"%\((\w+)\)s", "%s", sql), names
+def _positional(text: str) -> tuple[str, list[str]]:
+    """`text` with its %(name)s placeholders made positional, and the names in their order."""
+    names = re.findall(r"%\((\w+)\)s", text)
+    return re.sub(r"%\((\w+)\)s", "%s", text), names
 
 
 # The same after an INSERT of new executions (`stored`, given with positional parameters): the rows
@@ -99,6 +101,8 @@ numbered AS (
 )
 SELECT numbered.*, (SELECT count(*) FROM notified) FROM numbered
 """
+# The same around an UPDATE that Django compiled (positional parameters): see change_and_record.
+_CHANGE_AND_RECORD, _CHANGE_AND_RECORD_NAMES = _positional(_UPDATE_AND_RECORD.replace("{{}}", "{}"))
 
 
 def update_and_record(update: str, params: dict[str, Any], type: str, now: datetime) -> dict[str, tuple]:
@@ -128,6 +132,26 @@ def store_and_record(
     with connection.cursor() as cursor:
         cursor.execute(sql, [*insert_params, *(named[name] for name in _STORE_AND_RECORD_NAMES)])
         return cursor.fetchone()[0]
+
+
+def change_and_record(query: QuerySet, changes: dict[str, Any], type: str, now: datetime) -> dict[str, tuple]:
+    """`query.update(**changes)` and a `type` event per changed row, in one statement.
+
+    Outside a transaction it is its own autocommit transaction (one round trip instead of a BEGIN,
+    the UPDATE, the events and a COMMIT); inside one it takes a savepoint, so a failure leaves
+    that transaction usable. Returns {execution id: (id, run_id, node_id, target_name, status)}
+    for the rows that changed.
+    """
+    update = query.query.chain(sql.UpdateQuery)
+    update.add_update_values(changes)  # what QuerySet.update() runs, as Django compiles it
+    statement, params = update.get_compiler(query.db).as_sql()
+    statement += " RETURNING id, run_id, node_id, target_name, status"
+    full = _CHANGE_AND_RECORD.replace("{update}", statement, 1)
+    named = {"event_type": type, "now": now, "channels": [CHANNEL]}
+    with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+        with connection.cursor() as cursor:
+            cursor.execute(full, [*params, *(named[name] for name in _CHANGE_AND_RECORD_NAMES)])
+            return {row[0]: row for row in cursor.fetchall()}
 
 
 def record(

@@ -3,7 +3,7 @@
 A status changes only here, through a verb method that is a conditional UPDATE: a cancel can race
 a finishing agent, a callback can race the dispatcher recording the agent's 202, and exactly one
 of them must win. Terminal transitions write the event and the webhook delivery row in the same
-transaction (see `_finish`).
+transaction (see `_finish`); without a webhook the change and its event are one statement.
 """
 
 from __future__ import annotations
@@ -148,14 +148,30 @@ class Execution(models.Model):
 
     def _transition(self, allowed: tuple[str, ...], extra_filter: Q | None = None, **changes: Any) -> None:
         """Apply `changes` if the row is still in an allowed status; raise InvalidTransition otherwise."""
+        if not self._allowed(allowed, extra_filter).update(**changes):
+            raise self._refused(changes)
+        self._changed(changes)
+
+    def _transition_and_record(
+        self, allowed: tuple[str, ...], extra_filter: Q | None, event_type: str, now: datetime, changes: dict[str, Any]
+    ) -> None:
+        """`_transition` and its event in one statement (events.change_and_record): no BEGIN or COMMIT of its own."""
+        if not events.change_and_record(self._allowed(allowed, extra_filter), changes, event_type, now):
+            raise self._refused(changes)
+        self._changed(changes)
+
+    def _allowed(self, allowed: tuple[str, ...], extra_filter: Q | None) -> models.QuerySet[Execution]:
         query = Execution.objects.filter(pk=self.pk, status__in=allowed)
-        if extra_filter is not None:
-            query = query.filter(extra_filter)
-        if not query.update(**changes):
-            current = Execution.objects.filter(pk=self.pk).values_list("status", flat=True).first()
-            raise InvalidTransition(
-                f"execution {self.pk} is {current or 'gone'}; cannot change it to {changes.get('status', 'that')}"
-            )
+        return query if extra_filter is None else query.filter(extra_filter)
+
+    def _refused(self, changes: dict[str, Any]) -> InvalidTransition:
+        current = Execution.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+        return InvalidTransition(
+            f"execution {self.pk} is {current or 'gone'}; cannot change it to {changes.get('status', 'that')}"
+        )
+
+    def _changed(self, changes: dict[str, Any]) -> None:
+        """Bring this instance up to date with the UPDATE that applied `changes`."""
         for name, value in changes.items():
             if not hasattr(value, "resolve_expression"):
                 setattr(self, name, value)
@@ -289,7 +305,7 @@ class Execution(models.Model):
     def _finish(
         self, status: str, now: datetime, duration_ms: int | None, lease: uuid.UUID | None, **fields: Any
     ) -> None:
-        # One transaction: the status, its event and its webhook delivery row commit together.
+        # The status, its event and its webhook delivery row (if one was registered) commit together.
         # With `lease` (a dispatcher recording the agent's answer) only the lease holder may
         # finish it: after the lease ran out another dispatcher may have handed it over again.
         # From the first start to the end, as started_at says (after a resume the agent's own
@@ -300,20 +316,25 @@ class Execution(models.Model):
             # Finished before a start was recorded (an inline 200/4xx answer, or a callback that
             # beat the dispatcher's record of the 202): the work began duration_ms ago.
             fields["started_at"] = now - timedelta(milliseconds=duration_ms)
-        with transaction.atomic():
-            self._transition(
-                (Status.QUEUED,) if lease else ACTIVE,
-                Q(lease_token=lease) if lease else None,
-                status=status,
-                completed_at=now,
-                duration_ms=duration_ms,
-                lease_token=None,
-                updated_at=now,
-                **fields,
-            )
-            channels = enqueue_webhooks([self], now)
-            events.record(self, events.TERMINAL_EVENT[status], now, notify=channels)
-            transaction.on_commit(lambda: metrics.observe_finished([self]))
+        allowed, held = ((Status.QUEUED,), Q(lease_token=lease)) if lease else (ACTIVE, None)
+        changes = {
+            "status": status,
+            "completed_at": now,
+            "duration_ms": duration_ms,
+            "lease_token": None,
+            "updated_at": now,
+            **fields,
+        }
+        if not self.webhook_registered:
+            # No delivery row to write: the change and its event are one statement. An agent's
+            # callback is the end of every SDK execution (bench scenario 11: five round trips were two).
+            self._transition_and_record(allowed, held, events.TERMINAL_EVENT[status], now, changes)
+        else:
+            with transaction.atomic():
+                self._transition(allowed, held, **changes)
+                channels = enqueue_webhooks([self], now)
+                events.record(self, events.TERMINAL_EVENT[status], now, notify=channels)
+        transaction.on_commit(lambda: metrics.observe_finished([self]))
 
     def requeue(
         self,

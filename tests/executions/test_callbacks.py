@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from executions import callbacks, queue
 from executions.dispatcher import ExecutionDispatcher, record_outcome
+from executions.exceptions import InvalidTransition
 from executions.models import Execution, ExecutionEvent, TraceEntry
 from nodes.client import AgentCallResult
 from tests.factories import make_execution, make_node
@@ -322,6 +323,72 @@ def test_the_terminal_status_its_event_and_its_delivery_commit_or_roll_back_toge
     assert (fresh.status, fresh.result, fresh.completed_at) == ("running", None, None)
     assert event_types(execution) == []
     assert not Delivery.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)  # as served: no test transaction around it (no savepoint)
+def test_a_success_callback_without_a_webhook_is_a_read_and_one_statement(api, django_assert_num_queries):
+    # The SDK's callback ends every execution: its change and its event are one autocommit
+    # statement (no BEGIN, separate event INSERT or COMMIT), after the read that checks who may report it.
+    execution = running()
+    with django_assert_num_queries(2) as context:
+        response = callback(api, execution.id, {"status": "succeeded", "result": {"v": 1}})
+    assert response.status_code == 200
+    statement = context.captured_queries[1]["sql"]
+    assert statement.startswith("\nWITH changed AS (UPDATE")
+    assert "INSERT INTO executions_executionevent" in statement and "pg_notify" in statement
+    execution.refresh_from_db()
+    assert (execution.status, execution.result) == ("succeeded", {"v": 1})
+    assert list(ExecutionEvent.objects.filter(execution_id=execution.id).values_list("type", "status")) == [
+        ("execution_completed", "succeeded")
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "finish, status, event",
+    [
+        (lambda e, now: e.complete({"v": 1}, now), "succeeded", "execution_completed"),
+        (lambda e, now: e.fail("boom", now), "failed", "execution_failed"),
+        (lambda e, now: e.cancel(now), "cancelled", "execution_cancelled"),
+        (lambda e, now: e.time_out("too slow", now), "timeout", "execution_failed"),
+    ],
+)
+def test_every_finish_without_a_webhook_is_one_statement(finish, status, event, django_assert_num_queries):
+    execution = running()
+    with django_assert_num_queries(1):
+        finish(execution, timezone.now())
+    fresh = Execution.objects.get(pk=execution.pk)
+    assert (fresh.status, fresh.lease_token) == (status, None)
+    assert fresh.completed_at == execution.completed_at and fresh.duration_ms == execution.duration_ms
+    assert event_types(execution) == [event]
+
+
+def test_a_finish_whose_event_fails_changes_nothing_and_leaves_the_transaction_usable():
+    execution = running()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION test_refuse_event() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN RAISE EXCEPTION 'event refused by test'; END $$;
+            CREATE TRIGGER test_refuse_event BEFORE INSERT ON executions_executionevent
+            FOR EACH ROW EXECUTE FUNCTION test_refuse_event();
+            """
+        )
+    with pytest.raises(DatabaseError, match="event refused by test"):
+        execution.complete({"v": 1}, timezone.now())
+    # The test runs in a transaction: the statement's savepoint kept it usable.
+    fresh = Execution.objects.get(pk=execution.pk)
+    assert (fresh.status, fresh.result, fresh.completed_at) == ("running", None, None)
+    assert event_types(execution) == []
+
+
+def test_a_finish_that_lost_its_race_raises_and_records_no_event():
+    execution = running()
+    Execution.objects.filter(pk=execution.pk).update(status="cancelled")
+    with pytest.raises(InvalidTransition, match="is cancelled; cannot change it to succeeded"):
+        execution.complete({"v": 1}, timezone.now())
+    assert event_types(execution) == []
+    assert Execution.objects.get(pk=execution.pk).result is None
 
 
 # -- cancelled callbacks ------------------------------------------------------------------------
