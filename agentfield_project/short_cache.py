@@ -7,7 +7,7 @@ The same window as a revoked key's: what a request may see is decided from facts
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 from django.conf import settings
@@ -33,6 +33,24 @@ class ShortCache(Generic[K, V]):
             self._entries.clear()
         self._entries[key] = (value, time.monotonic())
         return value
+
+    def prime(self, keys: Iterable[K], load_many: Callable[[list[K]], dict[K, V]]) -> None:
+        """Load the `keys` that are missing or stale with one `load_many(those keys)`; a later `get`
+        of them is then answered from here. A key `load_many` leaves out is not remembered."""
+        now = time.monotonic()
+        missing = [
+            key
+            for key in dict.fromkeys(keys)
+            if (cached := self._entries.get(key)) is None
+            or now - cached[1] >= settings.AGENTFIELD_API_KEY_CACHE_SECONDS
+        ]
+        if not missing:
+            return
+        loaded = load_many(missing)
+        if len(self._entries) + len(loaded) > MAX_ENTRIES:
+            self._entries.clear()
+        loaded_at = time.monotonic()
+        self._entries.update((key, (value, loaded_at)) for key, value in loaded.items())
 
     def forget(self, key: K | None = None) -> None:
         """Drop `key` (every key without one)."""

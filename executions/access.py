@@ -6,7 +6,7 @@ but not change is a 403.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.db.models import Q, QuerySet
 
@@ -56,12 +56,24 @@ def reportable(execution_id: str) -> Execution:
     return _reported.get(execution_id, _load_reportable)
 
 
+def remember_reportable(execution_ids: Iterable[str]) -> None:
+    """Read the executions of a batch of trace posts that `reportable` does not remember, in one query."""
+    _reported.prime(execution_ids, _load_reportable_many)
+
+
+_REPORTABLE_FIELDS = ("id", "node_id", "owner_key_id", "submitted_by_id", "priority")
+
+
 def _load_reportable(execution_id: str) -> Execution:
-    fields = ("id", "node_id", "owner_key_id", "submitted_by_id", "priority")
     try:
-        return Execution.objects.only(*fields).get(pk=execution_id)  # get(): no ORDER BY, unlike first()
+        return Execution.objects.only(*_REPORTABLE_FIELDS).get(pk=execution_id)  # get(): no ORDER BY, unlike first()
     except Execution.DoesNotExist:
         raise ExecutionNotFound(f"execution '{execution_id}' not found") from None
+
+
+def _load_reportable_many(execution_ids: list[str]) -> dict[str, Execution]:
+    found = Execution.objects.only(*_REPORTABLE_FIELDS).filter(pk__in=execution_ids).order_by()
+    return {execution.id: execution for execution in found}
 
 
 def forget_reported() -> None:

@@ -159,7 +159,9 @@ def get_entry(refs: list[ScopeRef], key: str) -> MemoryEntry | None:
     where = Q()
     for ref in refs:
         where |= Q(scope=ref.scope, scope_id=ref.scope_id)
-    hits = {(entry.scope, entry.scope_id): entry for entry in MemoryEntry.objects.filter(where, key=key)}
+    # No ORDER BY (the model's ordering): the SDK's hottest read, and compiling it was a seventh of its CPU.
+    found = MemoryEntry.objects.filter(where, key=key).order_by()
+    hits = {(entry.scope, entry.scope_id): entry for entry in found}
     return next((hits[(ref.scope, ref.scope_id)] for ref in refs if (ref.scope, ref.scope_id) in hits), None)
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from executions import callbacks, queue
 from executions.dispatcher import ExecutionDispatcher, record_outcome
-from executions.exceptions import InvalidTransition
+from executions.exceptions import ExecutionNotFound, InvalidTransition
 from executions.models import Execution, ExecutionEvent, TraceEntry
 from nodes.client import AgentCallResult
 from tests.factories import make_execution, make_node
@@ -475,6 +475,21 @@ def test_log_entries_are_stored_as_the_trace(api):
     assert rows[0].data["attributes"] == {"depth": 0}
     execution.refresh_from_db()
     assert execution.status == "running"
+
+
+def test_a_batch_of_log_posts_reads_its_executions_in_one_query(django_assert_num_queries):
+    # A fan-out's children each post about eight lines; the first post of each named an execution
+    # the process did not remember, and each was read on its own.
+    executions = [running() for _ in range(5)]
+    posts = [callbacks.LogPost(execution.id, {"entries": [{"message": "m"}]}) for execution in executions * 2]
+    posts.insert(3, callbacks.LogPost("exec_unknown", {"entries": [{"message": "m"}]}))
+    with django_assert_num_queries(3):  # the executions, the unknown one's own 404 read, the INSERT
+        results = callbacks.store_log_posts(posts, timezone.now())
+    assert [result for index, result in enumerate(results) if index != 3] == [1] * 10
+    assert isinstance(results[3], ExecutionNotFound)
+    assert TraceEntry.objects.filter(execution_id__in=[e.id for e in executions]).count() == 10
+    with django_assert_num_queries(1):  # remembered now: the INSERT only
+        callbacks.store_log_posts(posts[:3], timezone.now())
 
 
 @pytest.mark.parametrize(
