@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Matcher = Callable[["ExecutionEvent"], bool]
-# Executions whose last event this process saw was terminal, remembered up to this many.
+# Executions whose last event this process saw was terminal (or not), remembered up to this many each.
 FINISHED_MEMORY = 50_000
+UNFINISHED_MEMORY = 50_000
 
 
 class Subscription:
@@ -61,10 +62,16 @@ class Hub:
         self.ready = asyncio.Event()
         self.listener_connected = False
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._unfinished: OrderedDict[str, None] = OrderedDict()
 
     def finished(self, execution_id: str) -> bool:
         """Whether this hub saw `execution_id` end (its newest event was terminal); False when it cannot tell."""
         return execution_id in self._finished
+
+    def unfinished(self, execution_id: str) -> bool:
+        """Whether the newest event this hub saw of `execution_id` was not terminal, while the listener
+        is connected (so its news is not held up); False when it cannot tell."""
+        return self.listener_connected and execution_id in self._unfinished
 
     @property
     def subscriber_count(self) -> int:
@@ -102,9 +109,10 @@ class Hub:
                 subscription.offer(event)
 
     def _remember(self, event: ExecutionEvent) -> None:
-        if event.status not in TERMINAL:
-            self._finished.pop(event.execution_id, None)  # e.g. re-queued after an interrupted run
-            return
-        self._finished[event.execution_id] = None
-        if len(self._finished) > FINISHED_MEMORY:
-            self._finished.popitem(last=False)
+        ended = event.status in TERMINAL
+        # A move the other way forgets the old state: e.g. re-queued after an interrupted run.
+        (self._unfinished if ended else self._finished).pop(event.execution_id, None)
+        remembered, limit = (self._finished, FINISHED_MEMORY) if ended else (self._unfinished, UNFINISHED_MEMORY)
+        remembered[event.execution_id] = None
+        if len(remembered) > limit:
+            remembered.popitem(last=False)

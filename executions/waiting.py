@@ -66,12 +66,16 @@ async def _read(read: Callable[[str], T | None], execution_id: str) -> T | None:
         raise
 
 
-async def wait_for_news(execution_id: str, seconds: float, still_waiting: Callable[[str], bool]) -> None:
-    """Return at the execution's next event, or after `seconds`; at once unless `still_waiting(id)`."""
+async def wait_for_news(execution_id: str, seconds: float, still_waiting: Callable[[str], bool] | None) -> None:
+    """Return at the execution's next event, or after `seconds`; at once unless `still_waiting(id)`.
+
+    `still_waiting` None: the caller knows, from the hub and without awaiting since, that it is still
+    waiting (no event can have slipped in between: the hub publishes on this same event loop).
+    """
     hub = listener.running_hub()
     subscription = hub.subscribe(lambda event: event.execution_id == execution_id, BUFFER)
     try:
-        if not await read_while_waiting(still_waiting, execution_id):
+        if still_waiting is not None and not await read_while_waiting(still_waiting, execution_id):
             return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):

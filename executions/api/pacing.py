@@ -44,8 +44,14 @@ async def hold(scope: dict) -> None:
     if hub.finished(match["id"]):
         return  # it has ended: nothing to wait for, and no database read to find that out
     key = intake.presented_key(headers)
+    if hub.unfinished(match["id"]) and auth.credentials_without_database(key, False):
+        # The hub saw it queued or running, and the key is good: hold without a read (one thread
+        # hop and one query less for each poll of a fan-out's thousand children).
+        still_waiting = None
+    else:
+        still_waiting = lambda execution_id: _worth_holding(key, execution_id)  # noqa: E731
     try:
-        await waiting.wait_for_news(match["id"], seconds, lambda execution_id: _worth_holding(key, execution_id))
+        await waiting.wait_for_news(match["id"], seconds, still_waiting)
     except Exception as error:
         # The hold runs before Django: an error here would reach daphne as a bare 500. A database
         # that is away only means "do not hold"; the status view then answers its JSON 503.

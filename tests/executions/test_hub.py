@@ -65,3 +65,23 @@ def test_the_hub_remembers_which_executions_it_saw_end_until_they_move_again():
     assert not hub.finished("exec_a") and hub.finished("exec_b") and not hub.finished("exec_unseen")
     hub.publish([status_event(3, "exec_a", "failed"), status_event(4, "exec_b", "queued")])  # b re-queued
     assert hub.finished("exec_a") and not hub.finished("exec_b")
+
+
+def test_the_hub_remembers_which_executions_it_saw_unfinished_while_its_listener_is_connected():
+    hub = Hub()
+    hub.start_at(0)
+    hub.listener_connected = True
+
+    def status_event(event_id: int, execution_id: str, status: str) -> ExecutionEvent:
+        return ExecutionEvent(
+            id=event_id, execution_id=execution_id, status=status, run_id="r", node_id="n", target="n.r"
+        )
+
+    hub.publish([status_event(1, "exec_a", "queued"), status_event(2, "exec_b", "running")])
+    assert hub.unfinished("exec_a") and hub.unfinished("exec_b") and not hub.unfinished("exec_unseen")
+    hub.publish([status_event(3, "exec_a", "succeeded"), status_event(4, "exec_b", "waiting")])
+    assert not hub.unfinished("exec_a") and hub.finished("exec_a") and hub.unfinished("exec_b")
+    hub.publish([status_event(5, "exec_a", "queued")])  # re-queued: unfinished again
+    assert hub.unfinished("exec_a") and not hub.finished("exec_a")
+    hub.listener_connected = False  # reconnecting: its news may be late, so it cannot tell
+    assert not hub.unfinished("exec_a") and not hub.unfinished("exec_b")
