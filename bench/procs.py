@@ -66,10 +66,12 @@ class Process(processes.Process):
         return 0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process (all its threads), from /proc; 0 once it is gone."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """User + system CPU time of a live process (all its threads), or of its `thread` (a thread id;
+    the main thread's is the pid), from /proc; 0 once it is gone."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        fields = Path(path).read_text().rpartition(")")[2].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -4,10 +4,11 @@ One daphne (`manage.py serve`, one process) of the checkout under test (`--code-
 dispatcher, so the server and PostgreSQL are the only busy processes. A node is registered as the
 SDK registers it. Each route is requested `--route-requests` times, one after the other on one
 keep-alive connection, with the SDK's headers and bodies (reference/sdk-client.md); the server's
-CPU seconds (read from /proc) and PostgreSQL's, divided by the number of requests, are the cost of
-one request, reported with the median and p99 latency. The status callbacks finish executions the
-execute step created (marked `running` with plain SQL first, as a dispatcher would have). The event
-hub runs from the start, as under any SDK workload, so it sees those executions end.
+CPU seconds (read from /proc; its event-loop thread's apart) and PostgreSQL's, divided by the
+number of requests, are the cost of one request, reported with the median and p99 latency. The
+status callbacks finish executions the execute step created (marked `running` with plain SQL
+first, as a dispatcher would have). The event hub runs from the start, as under any SDK workload,
+so it sees those executions end.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SDK = "AgentField-SDK-AsyncClient/1.0"
 @dataclass
 class Cost:
     server_ms: float  # server CPU per request
+    loop_ms: float  # of which its event-loop thread's: Twisted, daphne, the ASGI glue, the hub's listener
     postgres_ms: float
     p50_ms: float
     p99_ms: float
@@ -39,7 +41,12 @@ def measure(plane: Plane, count: int, request: Callable[[int], tuple[str, str, d
     """Send `request(i)` for i in range(count) on one keep-alive connection; CPU per request."""
     connection = http.client.HTTPConnection("127.0.0.1", plane.port, timeout=60)
     latencies, statuses = [], set()
-    cpu, pg_cpu = procs.cpu_seconds(plane.server.pid), procs.postgres_cpu_seconds(plane.dbname)
+    pid = plane.server.pid
+    cpu, loop_cpu, pg_cpu = (
+        procs.cpu_seconds(pid),
+        procs.cpu_seconds(pid, pid),
+        procs.postgres_cpu_seconds(plane.dbname),
+    )
     for index in range(count):
         method, path, body, headers = request(index)
         began = time.perf_counter()
@@ -48,10 +55,11 @@ def measure(plane: Plane, count: int, request: Callable[[int], tuple[str, str, d
         response.read()
         latencies.append((time.perf_counter() - began) * 1000)
         statuses.add(response.status)
-    cpu, pg_cpu = procs.cpu_seconds(plane.server.pid) - cpu, procs.postgres_cpu_seconds(plane.dbname) - pg_cpu
+    cpu, loop_cpu = procs.cpu_seconds(pid) - cpu, procs.cpu_seconds(pid, pid) - loop_cpu
+    pg_cpu = procs.postgres_cpu_seconds(plane.dbname) - pg_cpu
     connection.close()
     per = lambda seconds: seconds * 1000 / count  # noqa: E731
-    return Cost(per(cpu), per(pg_cpu), percentile(latencies, 50), percentile(latencies, 99), statuses)
+    return Cost(per(cpu), per(loop_cpu), per(pg_cpu), percentile(latencies, 50), percentile(latencies, 99), statuses)
 
 
 def _register(plane: Plane) -> None:
@@ -144,6 +152,7 @@ def _rows(samples: dict[str, list[Cost]], count: int, ctx) -> list[Row]:
         note = f"{count} sequential requests; HTTP {statuses}"
         rows += [
             Row("11", name, "server CPU / request", "ms", [cost.server_ms for cost in costs], note),
+            Row("11", name, "of which the event loop", "ms", [cost.loop_ms for cost in costs]),
             Row("11", name, "PostgreSQL CPU / request", "ms", [cost.postgres_ms for cost in costs]),
             Row("11", name, "latency p50", "ms", [cost.p50_ms for cost in costs]),
             Row("11", name, "latency p99", "ms", [cost.p99_ms for cost in costs]),
