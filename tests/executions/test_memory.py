@@ -91,6 +91,18 @@ def test_get_returns_the_first_scope_that_holds_the_key_in_one_query(now, django
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("data", [{"a": [1, 2.5, None, True], "ü": "ünïcode"}, [], "text", 0, False])
+def test_get_answers_the_stored_entry_as_the_orm_reads_it(now, data):
+    ref = ScopeRef("actor", "a-1")
+    memory.set_entry(ref, "k", data, now)
+    memory.set_entry(ScopeRef("actor", "someone-else"), "k", "not this one", now)
+    found = memory.get_entry([ScopeRef("session", "s-none"), ref], "k")
+    stored = MemoryEntry.objects.get(scope="actor", scope_id="a-1", key="k")
+    fields = ("id", "scope", "scope_id", "key", "data", "created_at", "updated_at")
+    assert [getattr(found, name) for name in fields] == [getattr(stored, name) for name in fields]
+
+
+@pytest.mark.django_db
 def test_delete_reports_whether_the_key_existed(now):
     ref = ScopeRef("actor", "a-1")
     memory.set_entry(ref, "k", {"x": 1}, now)
