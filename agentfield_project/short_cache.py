@@ -26,27 +26,25 @@ class ShortCache(Generic[K, V]):
 
     def get(self, key: K, load: Callable[[K], V]) -> V:
         cached = self._entries.get(key)
-        if cached is not None and time.monotonic() - cached[1] < settings.AGENTFIELD_API_KEY_CACHE_SECONDS:
+        if self._fresh(cached, time.monotonic()):
             return cached[0]
         value = load(key)  # an exception is not remembered
-        if len(self._entries) > MAX_ENTRIES:
-            self._entries.clear()
-        self._entries[key] = (value, time.monotonic())
+        self._store({key: value})
         return value
 
     def prime(self, keys: Iterable[K], load_many: Callable[[list[K]], dict[K, V]]) -> None:
         """Load the `keys` that are missing or stale with one `load_many(those keys)`; a later `get`
         of them is then answered from here. A key `load_many` leaves out is not remembered."""
         now = time.monotonic()
-        missing = [
-            key
-            for key in dict.fromkeys(keys)
-            if (cached := self._entries.get(key)) is None
-            or now - cached[1] >= settings.AGENTFIELD_API_KEY_CACHE_SECONDS
-        ]
-        if not missing:
-            return
-        loaded = load_many(missing)
+        missing = [key for key in dict.fromkeys(keys) if not self._fresh(self._entries.get(key), now)]
+        if missing:
+            self._store(load_many(missing))
+
+    @staticmethod
+    def _fresh(cached: tuple[V, float] | None, now: float) -> bool:
+        return cached is not None and now - cached[1] < settings.AGENTFIELD_API_KEY_CACHE_SECONDS
+
+    def _store(self, loaded: dict[K, V]) -> None:
         if len(self._entries) + len(loaded) > MAX_ENTRIES:
             self._entries.clear()
         loaded_at = time.monotonic()

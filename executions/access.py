@@ -65,14 +65,14 @@ _REPORTABLE_FIELDS = ("id", "node_id", "owner_key_id", "submitted_by_id", "prior
 
 
 def _load_reportable(execution_id: str) -> Execution:
-    try:
-        return Execution.objects.only(*_REPORTABLE_FIELDS).get(pk=execution_id)  # get(): no ORDER BY, unlike first()
-    except Execution.DoesNotExist:
-        raise ExecutionNotFound(f"execution '{execution_id}' not found") from None
+    found = _load_reportable_many([execution_id])
+    if execution_id not in found:
+        raise ExecutionNotFound(f"execution '{execution_id}' not found")
+    return found[execution_id]
 
 
 def _load_reportable_many(execution_ids: list[str]) -> dict[str, Execution]:
-    found = Execution.objects.only(*_REPORTABLE_FIELDS).filter(pk__in=execution_ids).order_by()
+    found = Execution.objects.only(*_REPORTABLE_FIELDS).filter(pk__in=execution_ids).order_by()  # no ORDER BY
     return {execution.id: execution for execution in found}
 
 

@@ -10,6 +10,7 @@ because the table is the truth and PostgreSQL folds identical notifications of o
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -66,25 +67,35 @@ SELECT (SELECT max(id) FROM inserted), pg_notify(channel, '') FROM unnest(%(chan
 """
 
 
-def _positional(text: str) -> tuple[str, list[str]]:
+@functools.cache  # the few statements that go through it, made positional once each
+def _positional(text: str) -> tuple[str, tuple[str, ...]]:
     """`text` with its %(name)s placeholders made positional, and the names in their order."""
-    names = re.findall(r"%\((\w+)\)s", text)
+    names = tuple(re.findall(r"%\((\w+)\)s", text))
     return re.sub(r"%\((\w+)\)s", "%s", text), names
+
+
+def _around(
+    template: tuple[str, tuple[str, ...]], statement: str, params: Sequence[Any], named: dict[str, Any]
+) -> list[tuple]:
+    """Run a positional `template` with `statement` (positional `params`) in its {statement} slot, which
+    comes before the template's own placeholders (filled from `named`); its rows."""
+    text, names = template
+    with connection.cursor() as cursor:
+        cursor.execute(text.replace("{statement}", statement, 1), [*params, *(named[name] for name in names)])
+        return cursor.fetchall()
 
 
 # The same after an INSERT of new executions (`stored`, given with positional parameters): the rows
 # and their events are one autocommit statement, so a batch of submits costs one round trip and one
 # commit instead of a BEGIN, an INSERT, the events and a COMMIT (executions/services.py).
-_STORE_AND_RECORD, _STORE_AND_RECORD_NAMES = _positional(
-    "WITH stored AS ({insert}),\n" + _RECORD.strip().removeprefix("WITH ")
-)
+_STORE_AND_RECORD = _positional("WITH stored AS ({statement}),\n" + _RECORD.strip().removeprefix("WITH "))
 
 
 # The same, around a batch UPDATE of executions (`changed`): one autocommit statement changes the
 # rows and appends one event per changed row, so a batch costs one round trip and one commit.
 # `notified` is read by the final SELECT only when a row changed: no change, no NOTIFY.
-_UPDATE_AND_RECORD = """
-WITH changed AS ({update}),
+_UPDATE_AND_RECORD = _positional("""
+WITH changed AS ({statement}),
 numbered AS (
     SELECT changed.*, row_number() OVER (ORDER BY changed.id) AS n, count(*) OVER () AS total FROM changed
 ), counter AS (
@@ -94,15 +105,13 @@ numbered AS (
 ), inserted AS (
     INSERT INTO executions_executionevent (id, execution_id, run_id, node_id, target, type, status, data, created_at)
     SELECT counter.value - numbered.total + numbered.n, numbered.id, numbered.run_id, numbered.node_id,
-           numbered.node_id || '.' || numbered.target_name, %(event_type)s, numbered.status, '{{}}'::jsonb, %(now)s
+           numbered.node_id || '.' || numbered.target_name, %(event_type)s, numbered.status, '{}'::jsonb, %(now)s
       FROM counter, numbered
 ), notified AS (
     SELECT pg_notify(channel, '') FROM unnest(%(channels)s::text[]) AS channel
 )
 SELECT numbered.*, (SELECT count(*) FROM notified) FROM numbered
-"""
-# The same around an UPDATE that Django compiled (positional parameters): see change_and_record.
-_CHANGE_AND_RECORD, _CHANGE_AND_RECORD_NAMES = _positional(_UPDATE_AND_RECORD.replace("{{}}", "{}"))
+""")
 
 
 def update_and_record(update: str, params: dict[str, Any], type: str, now: datetime) -> dict[str, tuple]:
@@ -112,10 +121,13 @@ def update_and_record(update: str, params: dict[str, Any], type: str, now: datet
     must not be called inside a transaction that goes on (the counter row stays locked until
     commit). Returns {execution id: the returned row} for the rows that changed.
     """
-    sql = _UPDATE_AND_RECORD.format(update=update)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {**params, "event_type": type, "now": now, "channels": [CHANNEL]})
-        return {row[0]: row for row in cursor.fetchall()}
+    statement, names = _positional(update)
+    return _changed_and_recorded(statement, [params[name] for name in names], type, now)
+
+
+def _changed_and_recorded(update: str, params: Sequence[Any], type: str, now: datetime) -> dict[str, tuple]:
+    rows = _around(_UPDATE_AND_RECORD, update, params, {"event_type": type, "now": now, "channels": [CHANNEL]})
+    return {row[0]: row for row in rows}
 
 
 def store_and_record(
@@ -127,11 +139,7 @@ def store_and_record(
 ) -> int:
     """Run `insert` (an INSERT of the executions of `items`, positional parameters) and append their
     events, in one statement; return the last event id. Like `record_many`, call it last in a transaction."""
-    named = _record_params(items, now, notify)
-    sql = _STORE_AND_RECORD.replace("{insert}", insert, 1)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*insert_params, *(named[name] for name in _STORE_AND_RECORD_NAMES)])
-        return cursor.fetchone()[0]
+    return _around(_STORE_AND_RECORD, insert, insert_params, _record_params(items, now, notify))[0][0]
 
 
 def change_and_record(query: QuerySet, changes: dict[str, Any], type: str, now: datetime) -> dict[str, tuple]:
@@ -146,12 +154,8 @@ def change_and_record(query: QuerySet, changes: dict[str, Any], type: str, now: 
     update.add_update_values(changes)  # what QuerySet.update() runs, as Django compiles it
     statement, params = update.get_compiler(query.db).as_sql()
     statement += " RETURNING id, run_id, node_id, target_name, status"
-    full = _CHANGE_AND_RECORD.replace("{update}", statement, 1)
-    named = {"event_type": type, "now": now, "channels": [CHANNEL]}
     with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
-        with connection.cursor() as cursor:
-            cursor.execute(full, [*params, *(named[name] for name in _CHANGE_AND_RECORD_NAMES)])
-            return {row[0]: row for row in cursor.fetchall()}
+        return _changed_and_recorded(statement, params, type, now)
 
 
 def record(
