@@ -19,6 +19,7 @@ from django.db.models import sql
 from django.utils.dateparse import parse_datetime
 
 from agentfield_project.exceptions import DomainError
+from agentfield_project.postgres import compiled
 from agentfield_project.short_cache import ShortCache
 from executions import access, events, fairness
 from executions.exceptions import ExecutionError, ExecutionNotFound, IdempotencyConflict, InvalidTarget, TargetNotFound
@@ -380,8 +381,7 @@ def _due(sub: Submission, now: datetime) -> datetime:
 
 def get_execution(execution_id: str) -> Execution:
     try:
-        # get(), not first(): first() would order by the model's ordering, which costs the status
-        # poll and the callback (the SDK's hottest reads) a fifth of their CPU to compile.
-        return Execution.objects.get(pk=execution_id)
+        # The status poll's and the callback's read (the SDK's hottest): get(pk=...)'s SELECT, compiled once.
+        return compiled.get_by_pk(Execution, execution_id)
     except Execution.DoesNotExist:
         raise ExecutionNotFound(f"execution '{execution_id}' not found") from None
