@@ -1,4 +1,4 @@
-"""A row by its primary key, read with the SELECT that `Model.objects.get(pk=...)` compiles, compiled once.
+"""Rows by primary key, read with the SELECT that the ORM compiles for them, compiled once.
 
 Django compiles a query's SQL on every execution: for `get(pk=...)` of an execution (35 columns)
 that is the SELECT list, each column quoted and formatted, and the converter of each, and it was
@@ -6,7 +6,8 @@ about 60% of the read's CPU: 0.25 of 0.4 ms (the SDK's status poll and status ca
 execution this way; bench scenario 11). The statement does not depend on the key, which is its one
 parameter, so it is compiled once per model and database and then executed with each key. The
 answer is the ORM's: the same SQL, the same converters (JSONField's decoding among them) and the
-instance `Model.from_db` builds, as `get()` builds it.
+instance `Model.from_db` builds, as `get()` builds it. `get_many` reads several keys in one
+query the same way (the ORM's `only(...).filter(pk__in=...)`, its list of keys one array parameter).
 """
 
 from __future__ import annotations
@@ -29,14 +30,18 @@ class Select:
 
 
 @functools.cache
-def _select(model: type[models.Model], alias: str) -> Select:
+def _select(model: type[models.Model], alias: str, fields: tuple[str, ...] | None, many: bool) -> Select:
     sample = model._meta.pk.to_python("0")
-    # What get() runs: the default manager's filter on the key, without the model's ordering.
-    queryset = model._default_manager.db_manager(alias).filter(pk=sample).order_by()
+    # What get() (or filter(pk__in=...)) runs: the default manager's filter, without the model's ordering.
+    lookup = {"pk__in": [sample]} if many else {"pk": sample}
+    queryset = model._default_manager.db_manager(alias).filter(**lookup).order_by()
+    queryset = queryset if fields is None else queryset.only(*fields)
     compiler = queryset.query.get_compiler(alias)
     sql, params = compiler.as_sql()
-    if list(params) != [sample]:  # the statement must hold the key as its only parameter
+    if list(params) != [sample] or (many and not sql.endswith(" IN (%s)")):  # the key must be the one parameter
         raise TypeError(f"{model.__name__}: the key is not the only parameter of {sql!r}: {params!r}")
+    if many:
+        sql = sql.removesuffix(" IN (%s)") + " = ANY(%s)"  # any number of keys, one statement
     names = tuple(column.target.attname for column, _, _ in compiler.select)
     converters = compiler.get_converters([column for column, _, _ in compiler.select])
     return Select(sql, names, tuple((index, tuple(convs), expr) for index, (convs, expr) in converters.items()))
@@ -44,16 +49,29 @@ def _select(model: type[models.Model], alias: str) -> Select:
 
 def get_by_pk(model: type[M], pk: Any) -> M:
     """The instance of `model` whose primary key is `pk` (Model.DoesNotExist if there is none)."""
+    found = _read(model, None, False, pk)
+    if not found:
+        raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
+    return found[0]
+
+
+def get_many(model: type[M], pks: list[Any], fields: tuple[str, ...] | None = None) -> dict[Any, M]:
+    """{key: instance} of those of `pks` that exist, with only `fields` loaded (all when None), in one query."""
+    return {instance.pk: instance for instance in _read(model, fields, True, list(pks))} if pks else {}
+
+
+def _read(model: type[M], fields: tuple[str, ...] | None, many: bool, key: Any) -> list[M]:
     alias = router.db_for_read(model)
-    select = _select(model, alias)
+    select = _select(model, alias, fields, many)
     connection = connections[alias]
     with connection.cursor() as cursor:
-        cursor.execute(select.sql, [pk])
-        row = cursor.fetchone()
-    if row is None:
-        raise model.DoesNotExist(f"{model._meta.object_name} matching query does not exist.")
-    values = list(row)
-    for index, convs, expression in select.converters:
-        for convert in convs:
-            values[index] = convert(values[index], expression, connection)
-    return model.from_db(alias, select.field_names, values)
+        cursor.execute(select.sql, [key])
+        rows = cursor.fetchall()
+    instances = []
+    for row in rows:
+        values = list(row)
+        for index, convs, expression in select.converters:
+            for convert in convs:
+                values[index] = convert(values[index], expression, connection)
+        instances.append(model.from_db(alias, select.field_names, values))
+    return instances

@@ -79,3 +79,18 @@ def test_the_statement_is_compiled_once_and_is_one_query_per_read():
             assert services.get_execution(first.id).id == first.id
     assert len(queries) == 2
     assert all(query["sql"].startswith('SELECT "executions_execution"."id"') for query in queries)
+
+
+def test_many_keys_are_one_query_that_reads_only_the_fields_asked_for():
+    first, second = make_execution(priority=3), make_execution(priority=-2)
+    fields = ("id", "node_id", "owner_key_id", "submitted_by_id", "priority")
+    with CaptureQueriesContext(connection) as queries:
+        found = compiled.get_many(Execution, [first.id, "exec_unknown", second.id], fields)
+    assert len(queries) == 1 and "= ANY(" in queries[0]["sql"] and '"input"' not in queries[0]["sql"]
+    assert set(found) == {first.id, second.id}
+    orm = Execution.objects.only(*fields).get(pk=second.id)
+    assert found[second.id].get_deferred_fields() == orm.get_deferred_fields()
+    assert {name: getattr(found[second.id], name) for name in fields} == {name: getattr(orm, name) for name in fields}
+    assert found[first.id].priority == 3
+    assert compiled.get_many(Execution, [], fields) == {}
+    assert _fields(compiled.get_many(Execution, [first.id])[first.id]) == _fields(Execution.objects.get(pk=first.id))
