@@ -326,4 +326,7 @@ AGENTFIELD_SSE_HEARTBEAT_SECONDS = env.float("AGENTFIELD_SSE_HEARTBEAT_SECONDS",
 AGENTFIELD_SSE_CLIENT_QUEUE = env.int("AGENTFIELD_SSE_CLIENT_QUEUE", default=1000)
 # The listener re-reads the event table this often even without a notification (a safety net).
 AGENTFIELD_SSE_POLL_SECONDS = env.float("AGENTFIELD_SSE_POLL_SECONDS", default=5.0)
+# After a read of new events the listener waits at least this long before the next (events that
+# come meanwhile are read together); the first event after a quiet spell is read at once.
+AGENTFIELD_SSE_READ_INTERVAL_SECONDS = env.float("AGENTFIELD_SSE_READ_INTERVAL_SECONDS", default=0.01)
 AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS = env.float("AGENTFIELD_SSE_LISTENER_BACKOFF_CAP_SECONDS", default=5.0)
