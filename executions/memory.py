@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models import Func, IntegerField, QuerySet, TextField
 from django.db.models.functions import Cast, Left
 
+from agentfield_project.postgres import loop_db
 from executions.exceptions import InvalidMemoryRequest
 from executions.models import MemoryEntry
 
@@ -139,14 +140,38 @@ MEMORY_CHANNEL = "agentfield_memory"
 
 def set_entry(ref: ScopeRef, key: str, data: Any, now: datetime) -> MemoryEntry:
     """Upsert `key` in `ref` in one statement; the row is committed when this returns."""
+    # Autocommit: the single statement is its own transaction, so the checkpoint is durable here.
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSERT, _set_params(ref, key, data, now))
+        return _set_entry(ref, key, data, now, cursor.fetchone())
+
+
+async def set_entry_on_loop(ref: ScopeRef, key: str, data: Any, now: datetime) -> MemoryEntry | None:
+    """`set_entry` on an event-loop connection (loop_db.py); None: not run there (the thread path's turn).
+
+    If the connection broke after the server ran it, the thread path sets the same value again,
+    and watchers may see that change twice.
+    """
+    rows = await loop_db.database.fetchall(_UPSERT, _set_params(ref, key, data, now))
+    return _set_entry(ref, key, data, now, rows[0]) if rows else None
+
+
+def _set_params(ref: ScopeRef, key: str, data: Any, now: datetime) -> dict[str, Any]:
     if data is None:
         raise InvalidMemoryRequest("'data' is required and must not be null")
     encoded = json.dumps(data, ensure_ascii=False, allow_nan=False)
-    # Autocommit: the single statement is its own transaction, so the checkpoint is durable here.
-    params = {"scope": ref.scope, "scope_id": ref.scope_id, "key": key, "data": encoded, "now": now}
-    with connection.cursor() as cursor:
-        cursor.execute(_UPSERT, params | {"channel": MEMORY_CHANNEL})
-        pk, created_at, _ = cursor.fetchone()
+    return {
+        "scope": ref.scope,
+        "scope_id": ref.scope_id,
+        "key": key,
+        "data": encoded,
+        "now": now,
+        "channel": MEMORY_CHANNEL,
+    }
+
+
+def _set_entry(ref: ScopeRef, key: str, data: Any, now: datetime, row: tuple) -> MemoryEntry:
+    pk, created_at, _ = row
     return MemoryEntry(
         id=pk, scope=ref.scope, scope_id=ref.scope_id, key=key, data=data, created_at=created_at, updated_at=now
     )
@@ -166,13 +191,27 @@ def get_entry(refs: list[ScopeRef], key: str) -> MemoryEntry | None:
     """The entry of `key` in the first of `refs` that holds it (one query), or None."""
     if not refs:
         return None
-    params = {"scopes": [ref.scope for ref in refs], "scope_ids": [ref.scope_id for ref in refs], "key": key}
     # Plain SQL: compiling the ORM's OR of scopes was a fifth of this hot read's CPU (bench scenario 11).
     with connection.cursor() as cursor:
-        cursor.execute(_GET, params)
+        cursor.execute(_GET, _get_params(refs, key))
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _got_entry(key, row)
+
+
+async def get_entries_on_loop(refs: list[ScopeRef], key: str) -> list[MemoryEntry] | None:
+    """`get_entry` on an event-loop connection (loop_db.py): [the entry], [] for none, or None when
+    it could not be read there now (the thread path's turn)."""
+    if not refs:
+        return []
+    rows = await loop_db.database.fetchall(_GET, _get_params(refs, key))
+    return None if rows is None else [_got_entry(key, row) for row in rows]
+
+
+def _get_params(refs: list[ScopeRef], key: str) -> dict[str, Any]:
+    return {"scopes": [ref.scope for ref in refs], "scope_ids": [ref.scope_id for ref in refs], "key": key}
+
+
+def _got_entry(key: str, row: tuple) -> MemoryEntry:
     pk, scope, scope_id, data, created_at, updated_at = row
     return MemoryEntry(
         id=pk,

@@ -379,6 +379,11 @@ def _due(sub: Submission, now: datetime) -> datetime:
     return now + sub.delay if sub.delay else now
 
 
+async def get_execution_on_loop(execution_id: str) -> Execution | None:
+    """`get_execution` on the event loop; None: not found, or not readable there now (the thread path answers)."""
+    return await compiled.get_by_pk_on_loop(Execution, execution_id)
+
+
 def get_execution(execution_id: str) -> Execution:
     try:
         # The status poll's and the callback's read (the SDK's hottest): get(pk=...)'s SELECT, compiled once.

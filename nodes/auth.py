@@ -158,12 +158,14 @@ def match_key(raw: str | None) -> policy.Principal | None:
         return None
     pk = principal.key_id
     if time.monotonic() - snapshot.touched.get(pk, -1e9) > LAST_USED_RESOLUTION_SECONDS:
-        snapshot.touched[pk] = time.monotonic()
         try:
+            # On the event loop this raises SynchronousOnlyOperation before writing, and the
+            # request goes to the thread path (runtime/direct.py): so the use is marked after it.
             ApiKey.objects.filter(pk=pk).update(last_used_at=timezone.now())
         except DatabaseError as error:  # a bookkeeping write: never the reason a request fails
             if not availability.is_unavailable(error):
                 raise
+        snapshot.touched[pk] = time.monotonic()
     return principal
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from agentfield_project.postgres import loop_db
 from nodes import limits, ownership, policy
 from nodes.exceptions import NodeNotFound, NotPermitted
 from nodes.models import ApiKey, Node, NodeInstance
@@ -107,6 +108,11 @@ def check_serves(principal: Principal, node_id: str) -> None:
             raise NotPermitted(f"node '{node_id}' belongs to another agent key")
 
 
+def _heartbeat_params(node_id: str, instance_id: str | None, lifecycle: str | None, now: datetime) -> dict:
+    lifecycle = lifecycle if lifecycle in HEARTBEAT_LIFECYCLES else None
+    return {"now": now, "node": node_id, "instance": instance_id, "lifecycle": lifecycle}
+
+
 def record_heartbeat(
     node_id: str, instance_id: str | None, lifecycle: str | None, now: datetime, principal: Principal = policy.OPEN
 ) -> None:
@@ -116,12 +122,7 @@ def record_heartbeat(
     again. A beat of an instance that shut down is accepted but revives nothing.
     """
     check_serves(principal, node_id)
-    params = {
-        "now": now,
-        "node": node_id,
-        "instance": instance_id,
-        "lifecycle": lifecycle if lifecycle in HEARTBEAT_LIFECYCLES else None,
-    }
+    params = _heartbeat_params(node_id, instance_id, lifecycle, now)
     with connection.cursor() as cursor:
         cursor.execute(_HEARTBEAT, params)
         if cursor.fetchone():
@@ -133,6 +134,21 @@ def record_heartbeat(
         if instance_id is None or not Node.objects.filter(pk=node_id).exists():
             raise NodeNotFound(f"node '{node_id}' not found")
         raise NodeNotFound(f"instance '{instance_id}' of node '{node_id}' not found; register it again")
+
+
+async def record_heartbeat_on_loop(
+    node_id: str, instance_id: str | None, lifecycle: str | None, now: datetime, principal: Principal = policy.OPEN
+) -> bool:
+    """`record_heartbeat` on the event loop (its one UPDATE on a loop connection): True once recorded.
+
+    False when only the thread path can answer: an unknown node or instance (its 404), or the
+    database (away, or no loop connection free). A 403 is raised as there; so is Django's
+    SynchronousOnlyOperation when the node's owner is not cached, which sends the request to the
+    thread path too.
+    """
+    check_serves(principal, node_id)
+    rows = await loop_db.database.fetchall(_HEARTBEAT, _heartbeat_params(node_id, instance_id, lifecycle, now))
+    return bool(rows)
 
 
 def shutdown(node_id: str, instance_id: str | None, now: datetime, principal: Principal = policy.OPEN) -> Node:

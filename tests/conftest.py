@@ -33,6 +33,16 @@ def _forget_api_keys():
 
 
 @pytest.fixture(autouse=True)
+def _loop_connections_closed():
+    """The event loop's own connections (agentfield_project/postgres/loop_db.py) end with the test
+    that opened them: the test database can then be dropped."""
+    from agentfield_project.postgres import loop_db
+
+    yield
+    loop_db.database.close()
+
+
+@pytest.fixture(autouse=True)
 def _database_watch_closed():
     """A test that made the in-process server answer 503 leaves no open circuit to the next one."""
     from agentfield_project.postgres import availability

@@ -7,7 +7,8 @@ execution this way; bench scenario 11). The statement does not depend on the key
 parameter, so it is compiled once per model and database and then executed with each key. The
 answer is the ORM's: the same SQL, the same converters (JSONField's decoding among them) and the
 instance `Model.from_db` builds, as `get()` builds it. `get_many` reads several keys in one
-query the same way (the ORM's `only(...).filter(pk__in=...)`, its list of keys one array parameter).
+query the same way (the ORM's `only(...).filter(pk__in=...)`, its list of keys one array parameter),
+and `get_by_pk_on_loop` runs the same statement on the event loop's own connection.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.db import connections, models, router
+
+from agentfield_project.postgres import loop_db
 
 M = TypeVar("M", bound=models.Model)
 
@@ -60,13 +63,26 @@ def get_many(model: type[M], pks: list[Any], fields: tuple[str, ...] | None = No
     return {instance.pk: instance for instance in _read(model, fields, True, list(pks))} if pks else {}
 
 
+async def get_by_pk_on_loop(model: type[M], pk: Any) -> M | None:
+    """`get_by_pk` on an event-loop connection (loop_db.py): the instance, or None when there is none
+    or the loop could not read it now (the thread path then answers, its 404 included)."""
+    alias = router.db_for_read(model)
+    select = _select(model, alias, None, False)
+    rows = await loop_db.database.fetchall(select.sql, [pk])
+    return _instances(model, alias, select, rows)[0] if rows else None
+
+
 def _read(model: type[M], fields: tuple[str, ...] | None, many: bool, key: Any) -> list[M]:
     alias = router.db_for_read(model)
     select = _select(model, alias, fields, many)
-    connection = connections[alias]
-    with connection.cursor() as cursor:
+    with connections[alias].cursor() as cursor:
         cursor.execute(select.sql, [key])
         rows = cursor.fetchall()
+    return _instances(model, alias, select, rows)
+
+
+def _instances(model: type[M], alias: str, select: Select, rows: list[tuple]) -> list[M]:
+    connection = connections[alias]
     instances = []
     for row in rows:
         values = list(row)

@@ -19,7 +19,8 @@ SecurityMiddleware (HSTS behind https included), XFrameOptionsMiddleware and
 ContentSecurityPolicyMiddleware are added, the
 request's database connections are handed back by the `request_started`/`request_finished`
 signals as Django's handler sends them, and a 4xx/5xx is logged on `django.request` as Django
-logs it. The tests (tests/agentfield_project/test_direct.py) send each direct route the same
+logs it. A view may also answer on the event loop (`respond_on_loop`): only its plain success,
+everything else it hands to `respond`. The tests (tests/agentfield_project/test_direct.py) send each direct route the same
 requests through both paths and compare the answers.
 """
 
@@ -55,6 +56,11 @@ def serves(view_class: type | None, method: str) -> bool:
         and bool(getattr(view_class, "served_directly", False))
         and (hasattr(view_class, method.lower()))
     )
+
+
+def on_loop(view_class: type | None, method: str) -> bool:
+    """Whether `view_class` may answer `method` on the event loop first (its `<method>_on_loop`)."""
+    return serves(view_class, method) and hasattr(view_class, f"{method.lower()}_on_loop")
 
 
 def batches(view_class: type | None, method: str) -> bool:
@@ -128,6 +134,24 @@ def respond(view_class: type, kwargs: dict[str, Any], environ: dict[str, Any], b
         return finish(request, response)
     finally:
         signals.request_finished.send(sender=DirectRequest)
+
+
+async def respond_on_loop(
+    view_class: type, kwargs: dict[str, Any], environ: dict[str, Any], body: bytes
+) -> Response | None:
+    """The answer of the view's `<method>_on_loop`, run on the event loop; None sends the request to
+    the thread path (`respond`), which answers it whole: any refusal or error, and anything that
+    needs a query the loop must not make (Django raises SynchronousOnlyOperation for it, before any
+    I/O: a key set or an owner not cached, a key's last use to record). A throttle's token spent
+    here is spent again there: only for those requests, a few a minute per key.
+    """
+    view, request = prepare(view_class, kwargs, environ, body)
+    try:
+        _initial(view, request)
+        response = await getattr(view, f"{request.method.lower()}_on_loop")(request, **kwargs)
+    except Exception:  # noqa: BLE001 - the thread path gives this request its answer
+        return None
+    return None if response is None else finish(request, response)
 
 
 def respond_batch(view_class: type, requests: list[tuple[dict[str, Any], dict[str, Any], bytes]]) -> list[Response]:

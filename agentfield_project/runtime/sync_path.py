@@ -11,6 +11,9 @@ response, which the loop sends.
 
 In that thread a view marked `served_directly` (the SDK's hot routes) is called by direct.py without
 Django's request layers, when the request is plain enough (no cookie, no query, a JSON body).
+Such a view may also have a `<method>_on_loop` coroutine (the heartbeat): it is tried first, on
+the event loop with no thread at all, and hands the request to the thread when it cannot answer
+it there (direct.respond_on_loop, agentfield_project/postgres/loop_db.py).
 
 Only requests whose view is a coroutine function stay on the ASGI path: the synchronous execute,
 which waits for the callback, and the event stream (executions/api/sync.py, executions/sse.py).
@@ -81,6 +84,10 @@ class SyncPath:
     async def _answer(self, route: Route, scope: dict, body: bytes) -> Response:
         env = environ(scope, body)
         plain = direct.accepts(env, body)
+        if plain and direct.on_loop(route.view_class, scope["method"]):
+            answer = await direct.respond_on_loop(route.view_class, route.kwargs, env, body)
+            if answer is not None:
+                return answer
         if plain and direct.batches(route.view_class, scope["method"]):
             return await self.batches.answer(route.view_class, (route.kwargs, env, body))
         if plain and direct.serves(route.view_class, scope["method"]):

@@ -51,20 +51,43 @@ class MemorySetView(APIView):
     served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
 
     def post(self, request):
+        ref, key, data = self.asked(request)
+        # The full entry, `data` included, as CONTRACT §5 and the Go server answer a set.
+        return Response(entry_representation(memory.set_entry(ref, key, data, timezone.now())))
+
+    async def post_on_loop(self, request) -> Response | None:
+        """`post` on the event loop, without a request thread (runtime/direct.py); None: the thread path answers."""
+        ref, key, data = self.asked(request)
+        entry = await memory.set_entry_on_loop(ref, key, data, timezone.now())
+        return None if entry is None else Response(entry_representation(entry))
+
+    @staticmethod
+    def asked(request) -> tuple[memory.ScopeRef, str, Any]:
+        """(where, key, value) of a set this key may make (else its 400 or 403)."""
         body = body_of(request)
         key = memory.check_key(body.get("key"))
         ref = permitted(request, memory.write_ref(memory.check_scope(body.get("scope")), request.headers), True)
         if body.get("data") is None:
             raise InvalidMemoryRequest("'data' is required and must not be null")
-        entry = memory.set_entry(ref, key, body["data"], timezone.now())
-        # The full entry, `data` included, as CONTRACT §5 and the Go server answer a set.
-        return Response(entry_representation(entry))
+        return ref, key, body["data"]
 
 
 class MemoryGetView(APIView):
     served_directly = True  # the SDK's hot path (agentfield_project/runtime/direct.py)
 
     def post(self, request):
+        key, scope, refs, usable = self.asked(request)
+        return self.answer(memory.get_entry(usable, key), key, scope, refs)
+
+    async def post_on_loop(self, request) -> Response | None:
+        """`post` on the event loop, without a request thread (runtime/direct.py); None: the thread path answers."""
+        key, scope, refs, usable = self.asked(request)
+        found = await memory.get_entries_on_loop(usable, key)
+        return None if found is None else self.answer(found[0] if found else None, key, scope, refs)
+
+    @staticmethod
+    def asked(request) -> tuple[str, str | None, list[memory.ScopeRef], list[memory.ScopeRef]]:
+        """(key, explicit scope, scopes searched, those of them this key may read) of a get (else its 400 or 403)."""
         body = body_of(request)
         key = memory.check_key(body.get("key"))
         scope = memory.check_scope(body.get("scope"))
@@ -74,7 +97,10 @@ class MemoryGetView(APIView):
         usable = [ref for ref in refs if access.may_use_memory(principal, ref.scope, ref.scope_id, False)]
         if scope and not usable:
             permitted(request, refs[0], False)
-        entry = memory.get_entry(usable, key)
+        return key, scope, refs, usable
+
+    @staticmethod
+    def answer(entry: MemoryEntry | None, key: str, scope: str | None, refs: list[memory.ScopeRef]) -> Response:
         if entry is not None:
             return Response(entry_representation(entry))
         if scope:

@@ -76,6 +76,18 @@ class ExecutionDetailView(APIView):
         access.check(principal_of(request), execution, policy.may_read)
         return Response(status_bodies([execution])[execution.id])
 
+    async def get_on_loop(self, request, execution_id: str) -> Response | None:
+        """`get` on the event loop, without a request thread (runtime/direct.py); None: the thread path answers.
+
+        What needs another query (an execution with a webhook, owners not cached) raises Django's
+        SynchronousOnlyOperation here, and goes to the thread path too.
+        """
+        execution = await services.get_execution_on_loop(execution_id)
+        if execution is None:
+            return None
+        access.check(principal_of(request), execution, policy.may_read)
+        return Response(status_bodies([execution])[execution.id])
+
 
 def _int_param(request, name: str, default: int, maximum: int) -> int:
     raw = request.query_params.get(name)

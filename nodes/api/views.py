@@ -132,7 +132,19 @@ class HeartbeatView(APIView):
         lifecycle, instance_id = beat_fields(request.data)
         now = timezone.now()
         services.record_heartbeat(node_id, instance_id, lifecycle, now, principal_of(request))
-        return Response({"success": True, "message": "heartbeat received", "timestamp": rfc3339(now)})
+        return _beat_received(now)
+
+    async def post_on_loop(self, request, node_id: str) -> Response | None:
+        """`post` on the event loop, without a request thread (runtime/direct.py); None: the thread path answers."""
+        lifecycle, instance_id = beat_fields(request.data)
+        now = timezone.now()
+        if not await services.record_heartbeat_on_loop(node_id, instance_id, lifecycle, now, principal_of(request)):
+            return None
+        return _beat_received(now)
+
+
+def _beat_received(now) -> Response:
+    return Response({"success": True, "message": "heartbeat received", "timestamp": rfc3339(now)})
 
 
 class ShutdownView(APIView):

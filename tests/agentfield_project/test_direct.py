@@ -47,9 +47,9 @@ VOLATILE = (
 
 @pytest.fixture
 def served(monkeypatch) -> list[str]:
-    """The paths the direct path answered."""
+    """The paths the direct path answered (in a request thread, or on the event loop)."""
     paths: list[str] = []
-    respond, respond_batch = direct.respond, direct.respond_batch
+    respond, respond_batch, respond_on_loop = direct.respond, direct.respond_batch, direct.respond_on_loop
 
     def counting(view_class, kwargs, environ, body):
         paths.append(environ["PATH_INFO"])
@@ -59,7 +59,14 @@ def served(monkeypatch) -> list[str]:
         paths.extend(environ["PATH_INFO"] for _, environ, _ in requests)
         return respond_batch(view_class, requests)
 
+    async def counting_on_loop(view_class, kwargs, environ, body):
+        answer = await respond_on_loop(view_class, kwargs, environ, body)
+        if answer is not None:
+            paths.append(environ["PATH_INFO"])
+        return answer
+
     monkeypatch.setattr(direct, "respond", counting)
+    monkeypatch.setattr(direct, "respond_on_loop", counting_on_loop)
     monkeypatch.setattr(direct, "respond_batch", counting_batch)
     return paths
 
@@ -219,7 +226,11 @@ def test_an_unexpected_error_is_a_logged_json_500(served, monkeypatch, caplog):
     def broken(self, request, node_id):
         raise RuntimeError("boom")
 
+    async def broken_on_loop(self, request, node_id):
+        raise RuntimeError("boom on the loop")  # the thread path then answers it
+
     monkeypatch.setattr(HeartbeatView, "post", broken)
+    monkeypatch.setattr(HeartbeatView, "post_on_loop", broken_on_loop)
     status, _, content = send("POST", "/api/v1/nodes/hot/heartbeat", {})
     assert (status, content) == (500, {"error": "internal server error", "code": "server_error"})
     assert "boom" in caplog.text and served
