@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import pg, plane, procs
-from bench.report import Row, Unavailable, document, machine, progress, table
+from bench.report import Row, Unavailable, calibration_ms, document, machine, progress, table
 
 SCENARIOS = {
     "1": "bench.s1_queue",
@@ -213,6 +213,7 @@ def main(argv: list[str]) -> int:
         interrupted = True
         progress("interrupted: writing the rows measured so far")
     facts["Machine"]["load average (1/5/15 min) at end"] = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    facts["Machine"]["CPU speed at end"] = f"{calibration_ms():.1f} ms"
     text = document(command, facts, rows, ctx.notes)
     print(table(rows))
     out = Path(options.output)

@@ -102,7 +102,23 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load average (1/5/15 min) at start": " / ".join(f"{value:.2f}" for value in load),
+        "CPU speed at start (fixed pure-Python loop, median of 7; lower is faster)": f"{calibration_ms():.1f} ms",
     }
+
+
+def calibration_ms() -> float:
+    """The time of one fixed pure-Python loop on this machine now.
+
+    On a shared host the same code has measured 3.5x apart within the hour (scenario 3: 322 and
+    1,145 executions/s, 2026-12-03), and the load average does not show it: this figure does, so
+    results from different moments can be compared (or not).
+    """
+    times = []
+    for _ in range(7):
+        began = time.perf_counter()
+        sum(index * index for index in range(200_000))
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times)
 
 
 def _cpu_model() -> str:
