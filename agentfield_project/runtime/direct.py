@@ -32,7 +32,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signals
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, SynchronousOnlyOperation
 from django.http import HttpRequest, HttpResponseBase, QueryDict
 from django.http.request import HttpHeaders
 from django.utils.functional import cached_property
@@ -42,9 +42,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response as DrfResponse
 
 from agentfield_project import parsers
+from agentfield_project.exceptions import DomainError
 
 Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 logger = logging.getLogger("django.request")
+loop_logger = logging.getLogger(__name__)
 _renderer = JSONRenderer()
 _EMPTY_QUERY = QueryDict()
 
@@ -149,7 +151,12 @@ async def respond_on_loop(
     try:
         _initial(view, request)
         response = await getattr(view, f"{request.method.lower()}_on_loop")(request, **kwargs)
-    except Exception:  # noqa: BLE001 - the thread path gives this request its answer
+    except (exceptions.APIException, DomainError, SynchronousOnlyOperation):
+        return None  # a refusal, or a fact only a query can tell: the thread path answers it
+    except Exception:  # noqa: BLE001 - a bug of the loop path: the request is still answered, and it is seen
+        loop_logger.warning(
+            "%s: answered in a request thread after an error on the event loop", request.path, exc_info=True
+        )
         return None
     return None if response is None else finish(request, response)
 

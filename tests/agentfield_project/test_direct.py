@@ -234,6 +234,7 @@ def test_an_unexpected_error_is_a_logged_json_500(served, monkeypatch, caplog):
     status, _, content = send("POST", "/api/v1/nodes/hot/heartbeat", {})
     assert (status, content) == (500, {"error": "internal server error", "code": "server_error"})
     assert "boom" in caplog.text and served
+    assert "boom on the loop" in caplog.text  # the loop path's bug is logged, not only worked around
 
 
 def test_a_terminal_callback_on_the_direct_path_finishes_the_execution(served):
