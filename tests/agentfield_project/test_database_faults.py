@@ -7,6 +7,7 @@ dispatchers and real SDK agents run against it: nothing may exit, nothing may be
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -157,16 +158,26 @@ def test_a_batch_run_that_checkpoints_through_an_outage_resumes_and_finishes(lau
     launch = launch_on_faulty_db
     url = launch.server()
     launch.dispatcher()
-    launch.agent("batch_agent.py", url, NODE_ID="batch", FAKE_LLM_BASE_URL=llm_url)
+    agent = launch.agent("batch_agent.py", url, NODE_ID="batch", FAKE_LLM_BASE_URL=llm_url)
     wait_until(lambda: node_active(url, "batch"), timeout=90, message="the agent to register")
     execution_id = fire(url, "batch.process_corpus", {"items": ITEMS})
-    wait_until(lambda: statuses(url, [execution_id])[execution_id]["status"] == "running", timeout=30)
-    time.sleep(1)  # a few checkpoints in
+    wait_until(lambda: "processed 2/50" in agent.output(), timeout=60, message="a few checkpoints")
     faulty_db.stop("fast")
-    time.sleep(6)
-    faulty_db.start()
+    try:
+        # Away until the reasoner has failed on a 503. A fixed pause is not enough: a request the
+        # server receives late in the outage waits out its pool timeout (4 s) and then succeeds,
+        # so an agent that stalled for a moment on a loaded machine rode through a 6 s outage.
+        wait_until(
+            lambda: "failed asynchronously" in agent.output(), timeout=60, message="the reasoner to fail on a 503"
+        )
+    finally:
+        faulty_db.start()
     finished = wait_until(lambda: all_finished(url, [execution_id]), timeout=180, message="the run to finish")
     final = finished[execution_id]
     assert final["status"] == "succeeded", final
     assert final["result"]["processed"] == len(ITEMS)
+    assert [entry["item"] for entry in final["result"]["results"]] == list(range(len(ITEMS)))
     assert final["attempt"] >= 2
+    # It resumed from its checkpoints, not from the first item.
+    resumed = re.search(r"resuming at (\d+)/50", agent.output())
+    assert resumed and int(resumed.group(1)) >= 2, agent.output()[-3000:]
