@@ -23,11 +23,13 @@ def _forget_api_keys():
     from executions.services import forget_served
     from nodes.auth import forget_keys, remember_no_keys
     from nodes.ownership import forget
+    from nodes.services import forget_signs_of_life
 
     remember_no_keys()
     forget()  # nor do node owners cached by an earlier test's database
     forget_reported()  # nor executions
     forget_served()  # nor what nodes serve
+    forget_signs_of_life()  # nor when an instance last reported
     yield
     forget_keys()
 

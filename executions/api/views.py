@@ -21,6 +21,7 @@ from executions.api.serializers import accepted_body, status_bodies
 from executions.exceptions import ExecutionError
 from executions.models import Execution, Status
 from nodes import policy
+from nodes import services as node_services
 from nodes.auth import principal_of
 from webhooks import services as webhooks
 
@@ -188,6 +189,8 @@ class CallbackView(APIView):
             if callback.status in statuses.TERMINAL and availability.is_unavailable(error):
                 callback_spool.keep(execution_id, request.data, timezone.now(), principal)
             raise
+        # The report is the instance's sign of life too, when its heartbeats stall (nodes/services.py).
+        node_services.record_sign_of_life(execution.node_id, execution.node_instance_id, timezone.now())
         return Response(status_bodies([execution])[execution.id])
 
 

@@ -335,7 +335,12 @@ def test_the_terminal_status_its_event_and_its_delivery_commit_or_roll_back_toge
 def test_a_success_callback_without_a_webhook_is_a_read_and_one_statement(api, django_assert_num_queries):
     # The SDK's callback ends every execution: its change and its event are one autocommit
     # statement (no BEGIN, separate event INSERT or COMMIT), after the read that checks who may report it.
-    execution = running()
+    # The first report of its instance in a second is also its sign of life (one UPDATE more).
+    node = make_node()
+    first, execution = running(node), running(node)
+    with django_assert_num_queries(3) as context:
+        callback(api, first.id, {"status": "succeeded", "result": {"v": 0}})
+    assert "UPDATE nodes_nodeinstance" in context.captured_queries[2]["sql"]
     with django_assert_num_queries(2) as context:
         response = callback(api, execution.id, {"status": "succeeded", "result": {"v": 1}})
     assert response.status_code == 200
@@ -590,8 +595,10 @@ def test_cancelling_an_unknown_execution_is_404(api):
 
 
 def test_a_terminal_callback_is_a_handful_of_queries(api, django_assert_num_queries):
-    execution = running()
+    node = make_node()
+    execution = running(node)
     register_webhook(execution)
+    callback(api, running(node).id, {"status": "succeeded"})  # its instance's sign of life for this second
     # read, SAVEPOINT, conditional UPDATE, webhook lookup, existing-delivery lookup, delivery
     # INSERT, event INSERT + NOTIFYs, RELEASE, the response's webhook attempts.
     with django_assert_num_queries(9):
