@@ -42,7 +42,10 @@ class PgBouncer:
             f"pool_mode = {mode}\n"
             # Django sends `options` (session settings); a pooler cannot keep per-client settings.
             "ignore_startup_parameters = extra_float_digits,options\n"
-            "max_client_conn = 500\ndefault_pool_size = 20\n"
+            # In session mode each client connection holds a server connection for its life: the
+            # pool must hold them all (the server's up to 16 + 2 loop + 2 LISTEN, the dispatcher's 2).
+            # At 20 a busy moment left the server's last pooled connection waiting in PgBouncer.
+            "max_client_conn = 500\ndefault_pool_size = 40\n"
             f"logfile = {self.root / 'pgbouncer.log'}\npidfile = {self.root / 'pgbouncer.pid'}\n"
         )
         os.chmod(self.root, 0o755)  # noqa: S103 - pgbouncer runs as another user when we are root
