@@ -72,9 +72,12 @@ def test_registration_metadata_sets_the_limits(api):
 def test_four_dispatchers_never_exceed_a_limit_of_three(launch, db_url):
     agent = SlowAgent()
     try:
-        url = launch.server()
+        # The stand-in agent does not heart-beat: keep its registration alive for the whole test.
+        # With the default 7 s, a slow CI host left the last executions queued for a dead node.
+        alive = {"AGENTFIELD_NODE_LIVENESS_SECONDS": 600}
+        url = launch.server(**alive)
         for _ in range(4):
-            launch.dispatcher()
+            launch.dispatcher(**alive)
         node = {
             "id": "capped",
             "base_url": agent.url,
