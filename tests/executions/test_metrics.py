@@ -78,9 +78,11 @@ def test_metrics_are_protected_like_the_api_once_a_key_exists(admin_client):
 
 @pytest.mark.e2e
 def test_a_dispatcher_serves_its_counters_on_its_metrics_port(launch, db_url, stub_agent):
-    url = launch.server()
+    # The stub agent does not heart-beat: its registration must outlive a dispatcher that starts slowly.
+    alive = {"AGENTFIELD_NODE_LIVENESS_SECONDS": 600}
+    url = launch.server(**alive)
     port = free_port()
-    launch.dispatcher("--metrics-port", str(port))
+    launch.dispatcher("--metrics-port", str(port), **alive)
     node = {"id": "stubbed", "base_url": stub_agent.url, "reasoners": [{"id": "work"}], "skills": []}
     assert http("POST", f"{url}/api/v1/nodes/register", node)[0] == 201
     stub_agent.status, stub_agent.body = 200, {"done": True}
