@@ -164,9 +164,9 @@ def test_a_batch_run_that_checkpoints_through_an_outage_resumes_and_finishes(lau
     wait_until(lambda: "processed 2/50" in agent.output(), timeout=60, message="a few checkpoints")
     faulty_db.stop("fast")
     try:
-        # Away until the reasoner has failed on a 503. A fixed pause is not enough: a request the
-        # server receives late in the outage waits out its pool timeout (4 s) and then succeeds,
-        # so an agent that stalled for a moment on a loaded machine rode through a 6 s outage.
+        # Away until the reasoner has failed on a 503. A fixed pause is not enough: on a loaded CI
+        # machine a run once rode through a 6 s outage on its first attempt, no request of the
+        # agent's having reached the database while it was away.
         wait_until(
             lambda: "failed asynchronously" in agent.output(), timeout=60, message="the reasoner to fail on a 503"
         )
